@@ -109,7 +109,7 @@ class ClipModel:
             return np.zeros((0, self.embed_dim), np.float32)
         with self._autocast():
             out = self.model.encode_image(pixels.to(self.device, non_blocking=True))
-        return _normalise(out.float().cpu().numpy())
+        return normalise(out.float().cpu().numpy())
 
     # ---- text ---------------------------------------------------------------------------------
     def _token_count(self, text: str) -> int:
@@ -158,10 +158,10 @@ class ClipModel:
             if out is None:
                 out = np.zeros((len(texts), emb.shape[1]), np.float32)
             np.add.at(out, owners[start:start + batch_size],
-                      _normalise(emb) * np.asarray(weights[start:start + batch_size], np.float32)[:, None])
+                      normalise(emb) * np.asarray(weights[start:start + batch_size], np.float32)[:, None])
         if out is None:
             return np.zeros((len(texts), self.embed_dim), np.float32)
-        return _normalise(out)
+        return normalise(out)
 
     # ---- weights ------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
@@ -173,7 +173,7 @@ class ClipModel:
         os.replace(tmp, path)
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
+def normalise(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 

@@ -1,0 +1,197 @@
+"""The `vidrec` command line (DESIGN.md, Command line): thin wrappers over the packages below.
+
+Every reporting command takes --json and then prints exactly one JSON document on stdout, errors
+included ({"error": "one line"}); progress and logs go to stderr. Exit 0: done; 1: nothing could be
+done; 2: usage error.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+try:  # recent typer vendors click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - older typer on real click
+    from click.exceptions import UsageError
+
+from ingest.interactions import InteractionsError, import_interactions
+from ingest.pipeline import IngestOptions, ingest
+from ingest.store import Store, StoreError
+from models.clip import ClipError
+
+USER_ERRORS = (ClipError, StoreError, InteractionsError)
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="vidrec: video recommendations with CLIP features, a multi-task model and FAISS.")
+_options = {"data_dir": None}
+
+JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+
+
+class Failure(Exception):
+    """Nothing could be done: exit 1 with this one-line message."""
+
+
+@app.callback()
+def _global(data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", help="Data directory [default: $VIDREC_DATA_DIR, else ./vidrec-data].")):
+    _options["data_dir"] = data_dir
+
+
+def data_dir() -> Path:
+    chosen = _options["data_dir"] or os.environ.get("VIDREC_DATA_DIR") or "vidrec-data"
+    return Path(chosen).expanduser()
+
+
+def open_store(create: bool = False) -> Store:
+    return Store(data_dir(), create=create)
+
+
+def emit(payload: dict, as_json: bool, text: str) -> None:
+    if as_json:
+        print(json.dumps(payload, ensure_ascii=False, default=str))
+    else:
+        print(text)
+
+
+def run(as_json: bool, body) -> None:
+    """Run a command body, turning expected failures into the documented output and exit status."""
+    try:
+        body()
+    except (Failure, *USER_ERRORS) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        if as_json:
+            print(json.dumps({"error": message}, ensure_ascii=False))
+        else:
+            print(f"error: {message}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def _ingest_text(r: dict) -> str:
+    lines = [f"ingested {r['ingested']}, duplicates {r['duplicates']}, updated {r['updated']}, "
+             f"failed {len(r['failed'])} in {r['seconds']:.1f} s"]
+    lines += [f"  refused {f['path']}: {f['reason']}" for f in r["failed"]]
+    return "\n".join(lines)
+
+
+@app.command("ingest")
+def ingest_command(
+        paths: list[Path] = typer.Argument(None, help="Video files and folders (walked)."),
+        manifest: Optional[Path] = typer.Option(None, "--manifest", help="Catalog manifest (CSV or JSONL)."),
+        clip: Optional[str] = typer.Option(None, "--clip", help="NAME:TAG, NAME:PATH, hf-hub:ORG/REPO or tiny."),
+        frames: int = typer.Option(8, "--frames", min=1, max=64, help="Frames sampled per video."),
+        batch_size: int = typer.Option(64, "--batch-size", min=1, help="Frames per CLIP batch."),
+        workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
+        as_json: bool = JsonOption):
+    """Add videos to the catalog: decode, sample frames, embed with CLIP, store."""
+    if not paths and manifest is None:
+        raise typer.BadParameter("give video files or folders, or --manifest")
+
+    def body():
+        store = open_store(create=True)
+        report = ingest(store, paths or [], manifest,
+                        IngestOptions(clip=clip, frames=frames, batch_size=batch_size, workers=workers,
+                                      progress=not as_json or sys.stderr.isatty()))
+        payload = report.to_json()
+        emit(payload, as_json, _ingest_text(payload))
+        if report.failed and not (report.ingested or report.duplicates):
+            raise typer.Exit(1)  # every input refused
+
+    run(as_json, body)
+
+
+@app.command("import-interactions")
+def import_interactions_command(file: Path = typer.Argument(..., help="Interaction log (CSV or Parquet)."),
+                                as_json: bool = JsonOption):
+    """Add an interaction log; rows already imported are not added again."""
+    def body():
+        report = import_interactions(open_store(), file)
+        payload = report.to_json()
+        text = (f"imported {report.imported}, duplicates {report.duplicates}, skipped {report.skipped_count}"
+                + "".join(f"\n  line {s['line']}: {s['reason']}" for s in report.skipped[:20]))
+        emit(payload, as_json, text)
+        if report.skipped_count and not (report.imported or report.duplicates):
+            raise typer.Exit(1)  # every row refused
+
+    run(as_json, body)
+
+
+@app.command("remove")
+def remove_command(video_ids: list[str] = typer.Argument(..., help="Video ids to remove."),
+                   as_json: bool = JsonOption):
+    """Remove videos (with their frames, embeddings and interactions) from the catalog."""
+    def body():
+        removed = open_store().remove_videos(video_ids)
+        unknown = [v for v in video_ids if v not in removed]
+        if not removed:
+            raise Failure(f"unknown video id(s): {', '.join(unknown)}")
+        emit({"removed": removed, "unknown": unknown}, as_json,
+             f"removed {len(removed)}" + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+
+    run(as_json, body)
+
+
+@app.command("status")
+def status_command(as_json: bool = JsonOption):
+    """What the store holds."""
+    def body():
+        s = open_store().status()
+        clip = "-" if s["clip"] is None else f"{s['clip']['spec']} (version {s['clip']['version']})"
+        text = "\n".join([
+            f"data dir      {s['data_dir']}",
+            f"videos        {s['videos']} (failed files: {s['failed']})",
+            f"users         {s['users']}",
+            f"interactions  {s['interactions']}",
+            f"clip          {clip}",
+            f"models        {len(s['models'])}",
+            f"indexes       {len(s['indexes'])}",
+        ])
+        emit(s, as_json, text)
+
+    run(as_json, body)
+
+
+@app.command("demo")
+def demo_command(
+        videos: int = typer.Option(400, "--videos", min=10, help="Videos in the demo world."),
+        users: int = typer.Option(300, "--users", min=5, help="Users in the demo world."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the demo world."),
+        clip: Optional[str] = typer.Option(None, "--clip", help="CLIP for the demo [default: tiny]."),
+        as_json: bool = JsonOption):
+    """Build the demo world and ingest it, with its interaction log."""
+    from app.demo import run_demo
+
+    def body():
+        summary = run_demo(open_store(create=True), videos=videos, users=users, seed=seed, clip=clip,
+                           progress=not as_json or sys.stderr.isatty())
+        emit(summary, as_json, "\n".join(f"{k:14}{v}" for k, v in summary.items() if k != "failed"))
+
+    run(as_json, body)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: usage errors are JSON too when --json was asked for."""
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = app(args=argv, prog_name="vidrec", standalone_mode=False)
+    except UsageError as exc:
+        if "--json" in argv:
+            print(json.dumps({"error": " ".join(exc.format_message().split())}))
+        else:
+            exc.show()
+        code = 2
+    except (typer.Abort, KeyboardInterrupt):
+        print("aborted", file=sys.stderr)
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""`vidrec demo`: the whole product on a generated world, end to end, in one command.
+
+It lives in `app/` because it orchestrates every floor below (world, ingest, and later training,
+indexes and the UI).
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from ingest.demo import generate_world
+from ingest.interactions import import_interactions
+from ingest.pipeline import IngestOptions, ingest
+from ingest.store import Store
+
+WORLD_DIR = "demo-world"
+DEMO_CLIP = "tiny"  # self-contained and offline; tune-clip teaches it the world
+
+
+def run_demo(store: Store, *, videos: int, users: int, seed: int, clip: str | None = None,
+             progress: bool = True) -> dict:
+    world_dir = store.data_dir / WORLD_DIR
+    params = {"videos": videos, "users": users, "seed": seed}
+    params_file = world_dir / "demo-params.json"
+    if not (params_file.is_file() and json.loads(params_file.read_text()) == params):
+        _say(f"building the demo world ({videos} videos, {users} users) in {world_dir}", progress)
+        generate_world(world_dir, videos=videos, users=users, seed=seed, progress=progress)
+        params_file.write_text(json.dumps(params))
+    manifest, log = world_dir / "manifest.csv", world_dir / "interactions.csv"
+
+    _say("ingesting the demo world", progress)
+    if clip is None and store.clip_version() is None:
+        clip = DEMO_CLIP
+    report = ingest(store, manifest=manifest, options=IngestOptions(clip=clip, progress=progress))
+    _say("importing its interaction log", progress)
+    imported = import_interactions(store, log)
+    status = store.status()
+    return {"videos": status["videos"], "users": status["users"], "interactions": status["interactions"],
+            "metrics": {}, "ingested": report.ingested, "failed": report.failed,
+            "imported": imported.imported, "data_dir": str(store.data_dir)}
+
+
+def _say(message: str, progress: bool) -> None:
+    if progress:
+        print(f"[demo] {message}", file=sys.stderr)

@@ -1,0 +1,152 @@
+"""Probe a video file with PyAV and sample K frames spread over its duration.
+
+Sampling seeks instead of decoding the whole file, so the cost per video barely grows with its length:
+targets close together are reached by decoding forward, targets far apart by a seek to the keyframe
+before them. Frames come out upright (rotation metadata applied) and no larger than the CLIP input.
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+FRAME_SIDE = 224  # kept frames: short side at most this (the usual CLIP input size)
+FORWARD_SECONDS = 3.0  # decode forward rather than seek when the next target is this close
+STILL_IMAGE_CODECS = {"png", "bmp", "gif", "webp", "tiff", "jpegls", "pam", "ppm", "pgm", "qoi"}
+STILL_IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "gif", "webp_pipe", "tiff_pipe"}
+
+
+class VideoError(Exception):
+    """A file that cannot be ingested; the message is the one-line reason the user sees."""
+
+
+@dataclass
+class SampledVideo:
+    duration: float
+    fps: float | None
+    width: int  # as stored, before rotation
+    height: int
+    codec: str
+    rotation: int  # degrees clockwise to display upright
+    frames: list[tuple[float, Image.Image]] = field(default_factory=list)  # (seconds, upright RGB)
+
+
+def sample_video(path: Path | str, k: int = 8, side: int = FRAME_SIDE) -> SampledVideo:
+    """Probe `path` and return k upright frames (fewer for very short videos); VideoError if it is not a video."""
+    path = Path(path)
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise VideoError(f"cannot read file: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise VideoError("empty file")
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            return _sample(container, k, side)
+    except VideoError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, MemoryError) as exc:
+        raise VideoError(f"not a readable video (corrupt, truncated or another kind of file): {_one_line(exc)}") from exc
+
+
+def _sample(container, k: int, side: int) -> SampledVideo:
+    if not container.streams.video:
+        kind = "audio only" if container.streams.audio else "no video stream"
+        raise VideoError(f"no video stream ({kind})")
+    if container.format.name in STILL_IMAGE_FORMATS:
+        raise VideoError(f"a still image ({container.format.name}), not a video")
+    stream = container.streams.video[0]
+    codec = stream.codec_context.name
+    if codec in STILL_IMAGE_CODECS:
+        raise VideoError(f"a still image ({codec}), not a video")
+    stream.thread_type = "SLICE"
+    tb = stream.time_base or Fraction(1, av.time_base)
+    start = float(stream.start_time * tb) if stream.start_time is not None else 0.0
+    duration = _duration(container, stream)
+    if stream.frames == 1:
+        raise VideoError("a single frame, not a video")
+    if duration is None:  # no duration in the headers: one pass to find it
+        times = [f.time for f in container.decode(stream) if f.time is not None]
+        if len(times) < 2:
+            raise VideoError("a single frame, not a video" if times else "no decodable frames")
+        duration = max(times) - min(times)
+        container.seek(0)
+    if duration <= 0:
+        raise VideoError("zero duration")
+
+    spacing = duration / k
+    targets = [start + (i + 0.5) * spacing for i in range(k)]
+    frames: list[tuple[float, Image.Image]] = []
+    rotation = 0
+    decoded = None
+    last_time = -math.inf
+    for target in targets:
+        if decoded is None or target - last_time > FORWARD_SECONDS:
+            container.seek(int(target / tb), stream=stream, backward=True)
+            decoded = container.decode(stream)
+            tolerance = spacing / 4  # after a seek, a keyframe this close before the target will do
+        else:
+            tolerance = 0.0
+        frame = _first_frame_at(decoded, target - tolerance, last_time)
+        if frame is None:
+            break  # ran out of data (a truncated file): keep what we have
+        last_time = frame.time
+        rotation = int(round(-(frame.rotation or 0))) % 360
+        frames.append((round(frame.time - start, 3), _upright_image(frame, rotation, side)))
+    if not frames:
+        raise VideoError("no decodable frames (corrupt or truncated)")
+    if len(frames) < min(2, k):
+        raise VideoError("only one decodable frame, not a video")
+    ctx = stream.codec_context
+    return SampledVideo(duration=round(duration, 3), fps=float(stream.average_rate) if stream.average_rate else None,
+                        width=int(ctx.width), height=int(ctx.height), codec=codec, rotation=rotation,
+                        frames=frames)
+
+
+def _duration(container, stream) -> float | None:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / av.time_base
+    return None
+
+
+def _first_frame_at(decoded, earliest: float, after: float):
+    """The next decoded frame at or after `earliest` and strictly after `after`, or None at the end."""
+    try:
+        for frame in decoded:
+            if frame.time is None:
+                continue
+            if frame.time >= earliest and frame.time > after:
+                return frame
+    except av.FFmpegError:
+        return None  # damaged data past this point
+    return None
+
+
+def _upright_image(frame, rotation_cw: int, side: int) -> Image.Image:
+    image = frame.to_image()  # RGB
+    if rotation_cw:
+        image = image.rotate(-rotation_cw, expand=True)  # PIL rotates counter-clockwise
+    scale = side / min(image.size)
+    if scale < 1:
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             Image.Resampling.BICUBIC)
+    return image
+
+
+def _one_line(exc: Exception) -> str:
+    text = " ".join((getattr(exc, "strerror", None) or str(exc)).split()) or type(exc).__name__
+    return text[:200]
+
+
+def frames_array(video: SampledVideo) -> np.ndarray:
+    """The sampled frames as one uint8 array [K, H, W, 3] (for tests and diagnostics)."""
+    return np.stack([np.asarray(img) for _, img in video.frames])
