@@ -58,12 +58,11 @@ def sample_video(path: Path | str, k: int = 8, side: int = FRAME_SIDE) -> Sample
 
 def _sample(container, k: int, side: int) -> SampledVideo:
     if not container.streams.video:
-        kind = "audio only" if container.streams.audio else "no video stream"
-        raise VideoError(f"no video stream ({kind})")
+        raise VideoError("no video stream (audio only)" if container.streams.audio else "no video stream")
     if container.format.name in STILL_IMAGE_FORMATS:
         raise VideoError(f"a still image ({container.format.name}), not a video")
     stream = container.streams.video[0]
-    codec = stream.codec_context.name
+    codec = stream.codec_context.codec.canonical_name  # "av1", not the decoder "libdav1d"
     if codec in STILL_IMAGE_CODECS:
         raise VideoError(f"a still image ({codec}), not a video")
     stream.thread_type = "SLICE"

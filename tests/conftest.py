@@ -1,0 +1,59 @@
+"""Shared fixtures: one tiny demo world and one catalog ingested from it, built once per test session."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/media.py
+
+from app.cli import main  # noqa: E402
+from ingest.demo import generate_world  # noqa: E402
+from ingest.interactions import import_interactions  # noqa: E402
+from ingest.pipeline import IngestOptions, ingest  # noqa: E402
+from ingest.store import Store  # noqa: E402
+
+TINY_WORLD = dict(videos=36, users=24, impressions=3000, days=30, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory):
+    return generate_world(tmp_path_factory.mktemp("world"), progress=False, **TINY_WORLD)
+
+
+@pytest.fixture(scope="session")
+def tiny_catalog(tiny_world, tmp_path_factory) -> Path:
+    """A data dir holding the tiny world, ingested with the tiny CLIP, with its interaction log. Read only."""
+    data_dir = tmp_path_factory.mktemp("catalog")
+    store = Store(data_dir)
+    report = ingest(store, manifest=tiny_world.manifest, options=IngestOptions(clip="tiny", progress=False))
+    assert report.ingested == TINY_WORLD["videos"], report.failed
+    import_interactions(store, tiny_world.interactions)
+    store.close()
+    return data_dir
+
+
+@pytest.fixture
+def catalog_copy(tiny_catalog, tmp_path) -> Path:
+    """A private copy of the tiny catalog, for tests that change it."""
+    target = tmp_path / "data"
+    shutil.copytree(tiny_catalog, target)
+    return target
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `vidrec ARGS` in-process; returns (exit status, parsed JSON or raw stdout)."""
+    def run(*args) -> tuple[int, object]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            main([str(a) for a in args])
+        out = capsys.readouterr().out
+        try:
+            return exited.value.code, json.loads(out)
+        except json.JSONDecodeError:
+            return exited.value.code, out
+    return run
