@@ -35,9 +35,6 @@ class _Clip:
         self.t = np.arange(n_frames, dtype=np.float32) / FPS  # seconds, (T,)
         self.coords = np.arange(size, dtype=np.float32)  # pixel centres along x or y, (S,)
 
-    def color(self, index: int) -> np.ndarray:
-        return self.palette[index].astype(np.uint8)
-
     def wave(self, amplitude: float, hz: float) -> np.ndarray:
         """A sine over time with a random phase, (T,)."""
         wave = amplitude * np.sin(2 * np.pi * hz * self.speed * self.t + self.rng.uniform(0, 2 * np.pi))
@@ -211,13 +208,14 @@ def _dots(clip: _Clip) -> np.ndarray:
 
 
 def _pixels(clip: _Clip) -> np.ndarray:
-    """Retro pixel blocks (palette 1-3 on a black 0) with a ground row, scrolling sideways."""
+    """Retro pixel blocks (palette 1-3 on a dark 0) with a ground row, scrolling sideways."""
     s, rng, pal = clip.size, clip.rng, clip.palette
     block, width = 8, s * 3
-    grid = rng.choice(4, size=(s // block, width // block), p=[0.72, 0.12, 0.1, 0.06])
+    grid = rng.choice(4, size=(s // block, width // block), p=[0.55, 0.2, 0.15, 0.1])
     grid[-2:, :] = 1
     image = pal[:4][grid].repeat(block, 0).repeat(block, 1)
-    image[(np.arange(s) % block == 0)] *= 0.6  # block seams
+    image[np.arange(s) % block == 0] *= 0.5  # block seams
+    image[:, np.arange(width) % block == 0] *= 0.5
     return _pan(image.astype(np.uint8), len(clip.t), s, 18 * clip.speed * clip.t + rng.uniform(0, width))
 
 

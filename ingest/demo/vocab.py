@@ -51,8 +51,8 @@ SIGNATURES: dict[str, VisualSignature] = {
     "music": VisualSignature("dark", "equalizer", ((15, 5, 30), (120, 30, 150), (255, 40, 200), (40, 230, 255), (255, 230, 60)), 1.4),
     # dots: base, dot | bouncers: saturated colours
     "kids": VisualSignature("dots", "bouncers", ((255, 220, 235), (255, 250, 190), (235, 30, 40), (30, 90, 235), (255, 200, 0), (40, 190, 60)), 1.2),
-    # pixels: base, block colours | sprite: sprite
-    "gaming": VisualSignature("pixels", "sprite", ((5, 5, 10), (40, 255, 90), (160, 60, 255), (255, 60, 60), (255, 255, 255)), 1.3),
+    # pixels: dark violet base, neon block colours | sprite: sprite
+    "gaming": VisualSignature("pixels", "sprite", ((30, 20, 70), (40, 255, 90), (190, 60, 255), (255, 70, 60), (255, 255, 255)), 1.3),
     # plain: top, bottom | device: body, screen, highlight
     "tech": VisualSignature("plain", "device", ((245, 245, 248), (200, 205, 215), (35, 35, 40), (60, 150, 255), (230, 240, 255)), 0.7),
     # planks: wood light, wood dark, mat | barbell: bar, plates

@@ -203,8 +203,9 @@ def _draw_log(rng: np.random.Generator, catalog: dict, population: dict, truth: 
     TARGET_CLICK_RATE whatever the world's size.
     """
     sessions = _draw_sessions(rng, population, days, n)
-    session = np.repeat(np.arange(len(sessions["user"])), sessions["length"])[:n]
-    position = np.arange(len(session)) - np.repeat(np.cumsum(sessions["length"]) - sessions["length"], sessions["length"])[:n]
+    lengths = sessions["length"]
+    session = np.repeat(np.arange(len(lengths)), lengths)[:n]
+    position = np.arange(n) - np.repeat(np.cumsum(lengths) - lengths, lengths)[:n]  # within the session
     user = sessions["user"][session]
     local_minute = sessions["local_minute"][session]
     second = local_minute * 60 + 30 * position  # local seconds since LOG_START, 30 s per impression
