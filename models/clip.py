@@ -150,18 +150,32 @@ class ClipModel:
                 owners.append(i)
                 pieces.append(piece)
                 weights.append(max(1, self._token_count(piece)))
-        out = None
-        for start in range(0, len(pieces), batch_size):
-            tokens = self.tokenizer(pieces[start:start + batch_size]).to(self.device)
+        order = sorted(range(len(pieces)), key=lambda j: weights[j])  # similar lengths share a batch
+        out = np.zeros((len(texts), self.embed_dim), np.float32)
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            tokens = self.tokenizer([pieces[j] for j in batch]).to(self.device)
             with self._autocast():
-                emb = self.model.encode_text(tokens).float().cpu().numpy()
-            if out is None:
-                out = np.zeros((len(texts), emb.shape[1]), np.float32)
-            np.add.at(out, owners[start:start + batch_size],
-                      normalise(emb) * np.asarray(weights[start:start + batch_size], np.float32)[:, None])
-        if out is None:
-            return np.zeros((len(texts), self.embed_dim), np.float32)
+                emb = self._encode_tokens(tokens).float().cpu().numpy()
+            np.add.at(out, [owners[j] for j in batch],
+                      normalise(emb) * np.asarray([weights[j] for j in batch], np.float32)[:, None])
         return normalise(out)
+
+    def _encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """open_clip's CLIP.encode_text on tokens trimmed to the batch's longest: the causal mask makes the
+        padding irrelevant, and short titles then cost a fraction of the full context."""
+        m = self.model
+        if not (isinstance(m, open_clip.CLIP) and m.text_pool_type == "argmax" and m.attn_mask is not None):
+            return m.encode_text(tokens)
+        length = int((tokens != 0).sum(1).max())
+        tokens = tokens[:, :length]
+        cast_dtype = m.transformer.get_cast_dtype()
+        x = m.token_embedding(tokens).to(cast_dtype) + m.positional_embedding[:length].to(cast_dtype)
+        x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask[:length, :length]))
+        x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]  # the EOT token's features
+        if m.text_projection is None:
+            return x
+        return m.text_projection(x) if isinstance(m.text_projection, torch.nn.Linear) else x @ m.text_projection
 
     # ---- weights ------------------------------------------------------------------------------
     def save(self, path: Path) -> None:

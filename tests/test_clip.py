@@ -81,3 +81,11 @@ def test_long_text_is_encoded_whole_not_cut(tiny):
 def test_empty_text_embeds_to_zeros(tiny):
     emb = tiny.encode_texts(["", "   ", "news"])
     assert np.all(emb[:2] == 0) and np.isclose(np.linalg.norm(emb[2]), 1, atol=1e-5)
+
+
+def test_trimmed_text_encoding_matches_open_clip(tiny):
+    tokens = tiny.tokenizer(["a cooking video", "厨房烹饪视频 with a much longer description of the dish"])
+    with torch.no_grad():
+        full = tiny.model.encode_text(tokens)
+        trimmed = tiny._encode_tokens(tokens)
+    np.testing.assert_allclose(trimmed.numpy(), full.numpy(), atol=1e-5)
