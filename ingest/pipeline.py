@@ -16,14 +16,14 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
 
-from models.clip import ClipModel, normalise
+from models.clip import ClipModel
 
 from .catalog_clip import open_catalog_clip
+from .embedding import frame_embeddings, text_embeddings
 from .sources import Entry, collect
 from .store import Store
 from .video import VideoError, sample_video
@@ -174,22 +174,17 @@ class _Run:
             return
         batch, self.pending = self.pending, []
         updates, self.pending_updates = self.pending_updates, []
-        image_emb = self.clip.encode_images(torch.cat([p.pixels for p in batch])) if batch else None
+        image_emb = frame_embeddings(self.clip, [p.pixels for p in batch])
         rows = [self._row(p) for p in batch]
-        text_emb = self.text_embeddings(rows + [self._merged(vid, ch) for vid, ch in updates])
+        text_emb = text_embeddings(self.clip, rows + [self._merged(vid, ch) for vid, ch in updates])
         with self.store.transaction():
-            offset = 0
             for i, (prepared, row) in enumerate(zip(batch, rows)):
-                k = len(prepared.frames)
-                frames_emb = image_emb[offset:offset + k]
-                offset += k
-                clash = self.store.video(row["video_id"])
-                if clash is not None:
+                if self.store.video(row["video_id"]) is not None:
                     self.report.failed.append({"path": row["path"], "reason":
                                                f"video_id {row['video_id']!r} already names another file"})
                     continue
-                embeddings = dict(text_emb[i], video_emb=normalise(frames_emb.mean(0, keepdims=True))[0], frames_emb=frames_emb)
-                self.store.add_video(row, prepared.frames, prepared.thumbnail, embeddings, self.version)
+                self.store.add_video(row, prepared.frames, prepared.thumbnail, {**text_emb[i], **image_emb[i]},
+                                     self.version)
                 self.report.ingested += 1
             for j, (video_id, changes) in enumerate(updates):
                 self.store.update_text(video_id, changes, text_emb[len(rows) + j], self.version)
@@ -204,18 +199,6 @@ class _Run:
 
     def _merged(self, video_id: str, changes: dict) -> dict:
         return {**dict(self.store.video(video_id)), **changes}
-
-    def text_embeddings(self, rows: list[dict]) -> list[dict[str, np.ndarray]]:
-        """Title, description and tags encoded apart (each chunked to fit), pooled into one text embedding."""
-        texts = []
-        for row in rows:
-            texts += [row["title"] or "", row["description"] or "", ", ".join(filter(None, (row["tags"] or "").split("|")))]
-        emb = self.clip.encode_texts(texts).reshape(len(rows), 3, -1) if rows else np.zeros((0, 3, 0))
-        out = []
-        for fields in emb:
-            out.append({"title_emb": fields[0], "desc_emb": fields[1], "tags_emb": fields[2],
-                        "text_emb": normalise(fields.sum(0, keepdims=True))[0]})
-        return out
 
 
 def _hash_file(entry: Entry) -> tuple[str, int]:

@@ -156,23 +156,28 @@ class ClipModel:
             batch = order[start:start + batch_size]
             tokens = self.tokenizer([pieces[j] for j in batch]).to(self.device)
             with self._autocast():
-                emb = self._encode_tokens(tokens).float().cpu().numpy()
+                emb = self.encode_tokens(tokens).float().cpu().numpy()
             np.add.at(out, [owners[j] for j in batch],
                       normalise(emb) * np.asarray([weights[j] for j in batch], np.float32)[:, None])
         return normalise(out)
 
-    def _encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """open_clip's CLIP.encode_text on tokens trimmed to the batch's longest: the causal mask makes the
-        padding irrelevant, and short titles then cost a fraction of the full context."""
+    def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """open_clip's CLIP.encode_text (unnormalised, with gradients when training) on tokens trimmed to the
+        batch's longest: the causal mask makes the padding irrelevant, and short titles then cost a fraction
+        of the full context."""
         m = self.model
-        if not (isinstance(m, open_clip.CLIP) and m.text_pool_type == "argmax" and m.attn_mask is not None):
+        if not (isinstance(m, open_clip.CLIP) and m.text_pool_type in ("argmax", "eos") and m.attn_mask is not None):
             return m.encode_text(tokens)
-        length = int((tokens != 0).sum(1).max())
+        if m.text_pool_type == "argmax":
+            end = tokens.argmax(dim=-1)  # the EOT token has the largest id
+        else:
+            end = (tokens == m.text_eos_id).int().argmax(dim=-1)
+        length = int(end.max()) + 1
         tokens = tokens[:, :length]
         cast_dtype = m.transformer.get_cast_dtype()
         x = m.token_embedding(tokens).to(cast_dtype) + m.positional_embedding[:length].to(cast_dtype)
         x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask[:length, :length]))
-        x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]  # the EOT token's features
+        x = x[torch.arange(x.shape[0], device=x.device), end]  # the EOT token's features
         if m.text_projection is None:
             return x
         return m.text_projection(x) if isinstance(m.text_projection, torch.nn.Linear) else x @ m.text_projection
@@ -224,7 +229,43 @@ def load_clip(spec: ClipSpec | str, *, weights: Path | None = None, device: str 
     except Exception as exc:
         raise ClipError(f"cannot load CLIP {spec}: {_one_line(exc)}") from exc
     tokenizer = open_clip.get_tokenizer(spec.model)
+    if spec.model == TINY:
+        tokenizer = CjkCharTokenizer(tokenizer)
     return ClipModel(spec, model.to(dev), preprocess, tokenizer, dev)
+
+
+class CjkCharTokenizer:
+    """CLIP's tokenizer, except that each CJK ideograph is a token of its own, numbered after CLIP's BPE
+    vocabulary (the tiny configuration's vocabulary is that much larger). CLIP's byte-level BPE splits
+    most Chinese characters into three shared byte tokens, which a small text tower trained on one
+    catalog cannot untangle; one token per character, as multilingual BERT does, it learns at once."""
+
+    FIRST, LAST = 0x4E00, 0x9FFF  # CJK Unified Ideographs
+    SPLIT = re.compile("([\u4e00-\u9fff])")
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.context_length = inner.context_length
+        self.sot_token_id, self.eot_token_id = inner.sot_token_id, inner.eot_token_id
+        self.base = len(inner.encoder)
+
+    def encode(self, text: str) -> list[int]:
+        ids: list[int] = []
+        for piece in self.SPLIT.split(text):
+            if len(piece) == 1 and self.FIRST <= ord(piece) <= self.LAST:
+                ids.append(self.base + ord(piece) - self.FIRST)
+            elif piece.strip():
+                ids.extend(self.inner.encode(piece))
+        return ids
+
+    def __call__(self, texts, context_length: int | None = None) -> torch.Tensor:
+        texts = [texts] if isinstance(texts, str) else texts
+        length = context_length or self.context_length
+        tokens = torch.zeros(len(texts), length, dtype=torch.long)
+        for row, text in enumerate(texts):
+            ids = [self.sot_token_id, *self.encode(text)[:length - 2], self.eot_token_id]
+            tokens[row, :len(ids)] = torch.tensor(ids)
+        return tokens
 
 
 def _load_state(model: torch.nn.Module, path: Path) -> None:

@@ -87,5 +87,5 @@ def test_trimmed_text_encoding_matches_open_clip(tiny):
     tokens = tiny.tokenizer(["a cooking video", "厨房烹饪视频 with a much longer description of the dish"])
     with torch.no_grad():
         full = tiny.model.encode_text(tokens)
-        trimmed = tiny._encode_tokens(tokens)
+        trimmed = tiny.encode_tokens(tokens)
     np.testing.assert_allclose(trimmed.numpy(), full.numpy(), atol=1e-5)

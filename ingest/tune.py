@@ -1,0 +1,227 @@
+"""`tune-clip`: tune the catalog's CLIP on its own kept frames and texts, keep it only if it retrieves
+better on held-out videos, then re-embed the catalog with it as a new CLIP version (DESIGN.md, Versions).
+
+Re-embedding writes the new version's rows beside the old ones in batches and switches in one
+transaction at the end; a run killed half-way leaves the new weights recorded as pending, and the
+next `tune-clip` finishes that re-embedding first.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.clip import ClipModel
+from models.clip_tuning import PairSet, TuneConfig, precision_at_k, recall_at_k, tune_clip
+from models.fusion import fuse_catalog, fuse_text_query
+
+from .catalog_clip import load_catalog_version
+from .embedding import frame_embeddings, preprocess_jpegs, text_embeddings
+from .store import Store
+
+WRITE_BATCH = 64
+CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")  # videos re-embedded per transaction
+
+
+class TuneError(Exception):
+    """Tuning that cannot be done; one line for the user."""
+
+
+@dataclass
+class TuneOptions:
+    epochs: int = 12
+    force: bool = False
+    seed: int = 0
+    holdout: float = 0.2
+    batch_size: int = 64
+    lr: float | None = None  # None: 1e-3 for a CLIP trained from scratch, 1e-5 for pretrained towers
+    progress: bool = True
+    device: str | None = None
+
+
+def tune_catalog_clip(store: Store, options: TuneOptions | None = None) -> dict:
+    options = options or TuneOptions()
+    started = time.perf_counter()
+    current = store.clip_version()
+    if current is None or store.count("videos") == 0:
+        raise TuneError("the catalog is empty: ingest videos first")
+    pending = pending_version(store)
+    if pending is not None:
+        _say(f"finishing the re-embedding with CLIP version {pending} left by an interrupted run", options.progress)
+        reembed(store, pending, progress=options.progress, device=options.device)
+        info = store.clip_version(pending).info
+        return {"clip": _clip_json(store), "before": info.get("before"), "after": info.get("after"),
+                "replaced": True, "resumed": True, "seconds": round(time.perf_counter() - started, 3)}
+
+    rows = [dict(r) for r in store.videos()]
+    titled = [r for r in rows if r["title"].strip()]
+    if len(titled) < 2:
+        raise TuneError(f"tuning needs at least two videos with a title; the catalog has {len(titled)}")
+    rng = random.Random(options.seed)
+    holdout = set(rng.sample([r["id"] for r in titled], max(1, round(len(titled) * options.holdout))))
+    clip = load_catalog_version(store, current.version, device=options.device)
+    before = evaluate(store_embeddings(store, current.version), rows, holdout, clip)
+    training = [r for r in rows if r["id"] not in holdout]
+    frames = {r["id"]: [jpeg for _, jpeg in store.kept_frames(r["id"])] for r in rows}
+    texts = [training_texts(r) for r in training]
+    pairs = PairSet(frames=[preprocess_jpegs(clip, frames[r["id"]]).half() for r in training], texts=texts,
+                    weights=script_balanced_weights(texts))
+    from_scratch = current.parent is None and current.spec == "tiny"
+    config = TuneConfig(epochs=options.epochs, batch_size=options.batch_size, seed=options.seed,
+                        lr=options.lr or (1e-3 if from_scratch else 1e-5))
+    history = tune_clip(clip.model, clip.tokenizer, pairs, config, encode_text=clip.encode_tokens, device=clip.device,
+                        progress=options.progress)
+
+    tuned = embed_videos(clip, rows, frames, progress=options.progress)
+    after = evaluate(tuned, rows, holdout, clip)
+    replaced = options.force or _score(after) >= _score(before)
+    if replaced:
+        version = _record_version(store, clip, current, before, after, history, options)
+        reembed(store, version, clip=clip, precomputed=tuned, progress=options.progress)
+    return {"clip": _clip_json(store), "before": before, "after": after, "replaced": replaced,
+            "history": history, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def training_texts(row: dict) -> list[str]:
+    """The catalog's own words for a video: its title, description, each description sentence, its tags
+    together and one by one, its category label. Short pieces teach the text tower what short queries mean."""
+    tags = [t for t in (row["tags"] or "").split("|") if t.strip()]
+    sentences = [s for s in re.split(r"(?<=[.!?。！？])\s*", row["description"] or "") if s.strip()]
+    texts = [row["title"], row["description"], ", ".join(tags), *tags, row["category"] or ""]
+    texts += sentences if len(sentences) > 1 else []
+    return [t.strip() for t in texts if t and t.strip()]
+
+
+def script_balanced_weights(texts: list[list[str]]) -> list[float]:
+    """Draw videos described in a rarer script (CJK vs the rest) as often, in total, as the others, so the
+    text tower learns the catalog's minority language too."""
+    cjk = [any(CJK.search(t) for t in video) for video in texts]
+    share = sum(cjk) / max(1, len(cjk))
+    if share in (0, 1):
+        return [1.0] * len(texts)
+    return [0.5 / share if is_cjk else 0.5 / (1 - share) for is_cjk in cjk]
+
+
+def evaluate(embeddings: dict[int, dict], rows: list[dict], holdout: set[int], clip: ClipModel | None) -> dict:
+    """On held-out videos: recall@1/@5 of each video from its own title among all videos (frames), and
+    precision@10 of each category's name as a query over the held-out labelled videos (frames + text)."""
+    ids = [r["id"] for r in rows if r["id"] in embeddings]
+    position = {vid: i for i, vid in enumerate(ids)}
+    video = np.stack([embeddings[v]["video_emb"] for v in ids])
+    queries = [r["id"] for r in rows if r["id"] in holdout and r["title"].strip() and r["id"] in position]
+    metrics = recall_at_k(np.stack([embeddings[v]["title_emb"] for v in queries]), video,
+                          np.array([position[v] for v in queries]))
+    labelled = [r for r in rows if r["id"] in holdout and r["category"] and r["id"] in position]
+    categories = sorted({r["category"] for r in labelled})
+    metrics["category_p10"] = 0.0
+    if clip is not None and categories:
+        catalog = fuse_catalog(np.stack([embeddings[r["id"]]["video_emb"] for r in labelled]),
+                               np.stack([embeddings[r["id"]]["text_emb"] for r in labelled]))
+        scores = fuse_text_query(clip.encode_texts(categories)) @ catalog.T
+        relevant = np.array([[r["category"] == c for r in labelled] for c in categories])
+        metrics["category_p10"] = precision_at_k(scores, relevant, 10)
+    return metrics
+
+
+def _score(metrics: dict) -> float:
+    return metrics["recall_at_5"] + metrics["category_p10"]
+
+
+def store_embeddings(store: Store, version: int) -> dict[int, dict]:
+    out: dict[int, dict] = {}
+    for field in ("video_emb", "title_emb", "text_emb"):
+        ids, _, matrix = store.embeddings(field, version)
+        for vid, vector in zip(ids.tolist(), matrix):
+            out.setdefault(vid, {})[field] = vector
+    return out
+
+
+def embed_videos(clip: ClipModel, rows: list[dict], frames: dict[int, list[bytes]], *, progress: bool = False,
+                 batch: int = WRITE_BATCH) -> dict[int, dict]:
+    """All embeddings of these videos, from their kept frames and their text."""
+    out: dict[int, dict] = {}
+    for start in tqdm(range(0, len(rows), batch), desc="embed", unit="batch", file=sys.stderr, disable=not progress):
+        chunk = rows[start:start + batch]
+        images = frame_embeddings(clip, [preprocess_jpegs(clip, frames[r["id"]]) for r in chunk])
+        texts = text_embeddings(clip, chunk)
+        for row, image, text in zip(chunk, images, texts):
+            out[row["id"]] = {**image, **text}
+    return out
+
+
+def _record_version(store: Store, clip: ClipModel, current, before, after, history, options) -> int:
+    with store.transaction():
+        version = int(store.db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM clip_versions").fetchone()[0])
+        weights = f"clip/v{version}.safetensors"
+        clip.save(store.path(weights))
+        store.add_clip_version(version, current.spec, weights, current.version,
+                               {"tuned": True, "pending": True, "before": before, "after": after,
+                                "history": history, "epochs": options.epochs, "seed": options.seed,
+                                "embed_dim": clip.embed_dim, "image_size": clip.image_size})
+    return version
+
+
+def pending_version(store: Store) -> int | None:
+    """A tuned version whose re-embedding was interrupted, if any."""
+    current = store.clip_version()
+    for row in store.db.execute("SELECT version, info FROM clip_versions WHERE version > ? ORDER BY version DESC",
+                                (current.version if current else 0,)):
+        if json.loads(row["info"]).get("pending"):
+            return int(row["version"])
+    return None
+
+
+def reembed(store: Store, version: int, *, clip: ClipModel | None = None, precomputed: dict[int, dict] | None = None,
+            progress: bool = True, device: str | None = None) -> int:
+    """Write `version` embeddings for every video lacking them, in batches, then switch to it in one
+    transaction (and drop the other versions' rows). Safe to interrupt and run again."""
+    clip = clip or load_catalog_version(store, version, device=device)
+    precomputed = precomputed or {}
+    written = 0
+    while True:
+        missing = [dict(r) for r in store.db.execute(
+            "SELECT * FROM videos v WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.video = v.id AND e.version = ?) "
+            "ORDER BY id", (version,))]
+        if not missing:
+            break
+        bar = tqdm(total=len(missing), desc=f"re-embed v{version}", unit="video", file=sys.stderr, disable=not progress)
+        for start in range(0, len(missing), WRITE_BATCH):
+            chunk = missing[start:start + WRITE_BATCH]
+            todo = [r for r in chunk if r["id"] not in precomputed]
+            frames = {r["id"]: [j for _, j in store.kept_frames(r["id"])] for r in todo}
+            fresh = embed_videos(clip, todo, frames) if todo else {}
+            with store.transaction():
+                for row in chunk:
+                    store.put_embeddings(row["id"], version, precomputed.get(row["id"]) or fresh[row["id"]])
+            written += len(chunk)
+            bar.update(len(chunk))
+        bar.close()
+    with store.transaction():
+        lacking = store.db.execute(
+            "SELECT COUNT(*) FROM videos v WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.video = v.id "
+            "AND e.version = ?)", (version,)).fetchone()[0]
+        if lacking:  # videos ingested meanwhile: the next run picks them up
+            raise TuneError(f"{lacking} videos arrived during re-embedding; run tune-clip again to finish")
+        info = store.clip_version(version).info
+        info["pending"] = False
+        store.db.execute("UPDATE clip_versions SET info = ? WHERE version = ?", (json.dumps(info), version))
+        store.db.execute("DELETE FROM embeddings WHERE version != ?", (version,))
+        store.set_current_clip(version)
+    return written
+
+
+def _clip_json(store: Store) -> dict:
+    clip = store.clip_version()
+    return {"version": clip.version, "spec": clip.spec, "tuned": clip.parent is not None}
+
+
+def _say(message: str, progress: bool) -> None:
+    if progress:
+        print(f"[tune-clip] {message}", file=sys.stderr)
