@@ -23,9 +23,10 @@ except ImportError:  # pragma: no cover - older typer on real click
 from ingest.interactions import InteractionsError, import_interactions
 from ingest.pipeline import IngestOptions, ingest
 from ingest.store import Store, StoreError
+from ingest.tune import TuneError, TuneOptions, tune_catalog_clip
 from models.clip import ClipError
 
-USER_ERRORS = (ClipError, StoreError, InteractionsError)
+USER_ERRORS = (ClipError, StoreError, InteractionsError, TuneError)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="vidrec: video recommendations with CLIP features, a multi-task model and FAISS.")
@@ -73,6 +74,11 @@ def run(as_json: bool, body) -> None:
         raise typer.Exit(1)
 
 
+def _progress(as_json: bool) -> bool:
+    """Progress bars on stderr, unless --json output goes to a program that is not watching a terminal."""
+    return not as_json or sys.stderr.isatty()
+
+
 def _ingest_text(r: dict) -> str:
     lines = [f"ingested {r['ingested']}, duplicates {r['duplicates']}, updated {r['updated']}, "
              f"failed {len(r['failed'])} in {r['seconds']:.1f} s"]
@@ -97,7 +103,7 @@ def ingest_command(
         store = open_store(create=True)
         report = ingest(store, paths or [], manifest,
                         IngestOptions(clip=clip, frames=frames, batch_size=batch_size, workers=workers,
-                                      progress=not as_json or sys.stderr.isatty()))
+                                      progress=_progress(as_json)))
         payload = report.to_json()
         emit(payload, as_json, _ingest_text(payload))
         if report.failed and not (report.ingested or report.duplicates):
@@ -157,6 +163,28 @@ def status_command(as_json: bool = JsonOption):
     run(as_json, body)
 
 
+@app.command("tune-clip")
+def tune_clip_command(
+        epochs: int = typer.Option(12, "--epochs", min=1, help="Passes over the catalog."),
+        force: bool = typer.Option(False, "--force", help="Keep the tuned CLIP even if it retrieves worse."),
+        seed: int = typer.Option(0, "--seed", help="Seed for the held-out split and training."),
+        as_json: bool = JsonOption):
+    """Tune the catalog's CLIP on its own frames and texts, then re-embed the catalog with it."""
+    def body():
+        result = tune_catalog_clip(open_store(), TuneOptions(epochs=epochs, force=force, seed=seed,
+                                                             progress=_progress(as_json)))
+        b, a = result["before"], result["after"]
+        text = (f"held-out recall@1 {b['recall_at_1']:.3f} -> {a['recall_at_1']:.3f}, "
+                f"recall@5 {b['recall_at_5']:.3f} -> {a['recall_at_5']:.3f}, "
+                f"category P@10 {b['category_p10']:.3f} -> {a['category_p10']:.3f}\n"
+                + (f"catalog re-embedded with CLIP version {result['clip']['version']}" if result["replaced"]
+                   else "the tuned CLIP retrieves worse: kept the old one (use --force to replace it)")
+                + f" ({result['seconds']:.0f} s)")
+        emit(result, as_json, text)
+
+    run(as_json, body)
+
+
 @app.command("demo")
 def demo_command(
         videos: int = typer.Option(400, "--videos", min=10, help="Videos in the demo world."),
@@ -169,7 +197,7 @@ def demo_command(
 
     def body():
         summary = run_demo(open_store(create=True), videos=videos, users=users, seed=seed, clip=clip,
-                           progress=not as_json or sys.stderr.isatty())
+                           progress=_progress(as_json))
         emit(summary, as_json, "\n".join(f"{k:14}{v}" for k, v in summary.items() if k != "failed"))
 
     run(as_json, body)

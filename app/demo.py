@@ -12,6 +12,7 @@ from ingest.demo import generate_world
 from ingest.interactions import import_interactions
 from ingest.pipeline import IngestOptions, ingest
 from ingest.store import Store
+from ingest.tune import TuneOptions, tune_catalog_clip
 
 WORLD_DIR = "demo-world"
 DEMO_CLIP = "tiny"  # self-contained and offline; tune-clip teaches it the world
@@ -34,10 +35,16 @@ def run_demo(store: Store, *, videos: int, users: int, seed: int, clip: str | No
     report = ingest(store, manifest=manifest, options=IngestOptions(clip=clip, progress=progress))
     _say("importing its interaction log", progress)
     imported = import_interactions(store, log)
+    metrics = {}
+    clip = store.clip_version()
+    if clip.parent is None and clip.spec == DEMO_CLIP:
+        _say("tuning the tiny CLIP on the demo world's frames and texts", progress)
+        tuned = tune_catalog_clip(store, TuneOptions(seed=seed, progress=progress))
+        metrics["clip"] = {"before": tuned["before"], "after": tuned["after"], "replaced": tuned["replaced"]}
     status = store.status()
     return {"videos": status["videos"], "users": status["users"], "interactions": status["interactions"],
-            "metrics": {}, "ingested": report.ingested, "failed": report.failed,
-            "imported": imported.imported, "data_dir": str(store.data_dir)}
+            "metrics": metrics, "ingested": report.ingested, "failed": report.failed,
+            "imported": imported.imported, "clip": status["clip"], "data_dir": str(store.data_dir)}
 
 
 def _say(message: str, progress: bool) -> None:

@@ -57,3 +57,19 @@ def cli(capsys):
         except json.JSONDecodeError:
             return exited.value.code, out
     return run
+
+
+@pytest.fixture(scope="session")
+def tuned_catalog(tiny_catalog, tmp_path_factory):
+    """The tiny catalog after tune-clip (its CLIP version 2), and tune-clip's report. Read only."""
+    from ingest.tune import TuneOptions, tune_catalog_clip
+
+    data_dir = tmp_path_factory.mktemp("tuned") / "data"
+    shutil.copytree(tiny_catalog, data_dir)
+    store = Store(data_dir)
+    report = tune_catalog_clip(store, TuneOptions(epochs=TUNE_EPOCHS, progress=False))
+    store.close()
+    return data_dir, report
+
+
+TUNE_EPOCHS = 15
