@@ -20,13 +20,16 @@ try:  # recent typer vendors click
 except ImportError:  # pragma: no cover - older typer on real click
     from click.exceptions import UsageError
 
+from index.api import Vidrec
+from index.search import SearchError
+from index.vector_index import IndexFileError
 from ingest.interactions import InteractionsError, import_interactions
-from ingest.pipeline import IngestOptions, ingest
+from ingest.pipeline import IngestOptions
 from ingest.store import Store, StoreError
 from ingest.tune import TuneError, TuneOptions, tune_catalog_clip
 from models.clip import ClipError
 
-USER_ERRORS = (ClipError, StoreError, InteractionsError, TuneError)
+USER_ERRORS = (ClipError, StoreError, InteractionsError, TuneError, SearchError, IndexFileError)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="vidrec: video recommendations with CLIP features, a multi-task model and FAISS.")
@@ -52,6 +55,10 @@ def data_dir() -> Path:
 
 def open_store(create: bool = False) -> Store:
     return Store(data_dir(), create=create)
+
+
+def open_api(create: bool = False) -> Vidrec:
+    return Vidrec(data_dir(), create=create)
 
 
 def emit(payload: dict, as_json: bool, text: str) -> None:
@@ -100,9 +107,7 @@ def ingest_command(
         raise typer.BadParameter("give video files or folders, or --manifest")
 
     def body():
-        store = open_store(create=True)
-        report = ingest(store, paths or [], manifest,
-                        IngestOptions(clip=clip, frames=frames, batch_size=batch_size, workers=workers,
+        report = open_api(create=True).ingest(paths or [], manifest, IngestOptions(clip=clip, frames=frames, batch_size=batch_size, workers=workers,
                                       progress=_progress(as_json)))
         payload = report.to_json()
         emit(payload, as_json, _ingest_text(payload))
@@ -133,7 +138,7 @@ def remove_command(video_ids: list[str] = typer.Argument(..., help="Video ids to
                    as_json: bool = JsonOption):
     """Remove videos (with their frames, embeddings and interactions) from the catalog."""
     def body():
-        removed = open_store().remove_videos(video_ids)
+        removed = open_api().remove(video_ids)
         unknown = [v for v in video_ids if v not in removed]
         if not removed:
             raise Failure(f"unknown video id(s): {', '.join(unknown)}")
@@ -181,6 +186,47 @@ def tune_clip_command(
                    else "the tuned CLIP retrieves worse: kept the old one (use --force to replace it)")
                 + f" ({result['seconds']:.0f} s)")
         emit(result, as_json, text)
+
+    run(as_json, body)
+
+
+KOption = typer.Option(10, "-k", "--k", min=1, help="How many results (more than the catalog: all of it).")
+
+
+def _items_text(items: list[dict]) -> str:
+    return "\n".join(f"{i['similarity']:7.3f}  {i['video_id']}  {i['title']}" for i in items) or "(nothing found)"
+
+
+@app.command("search")
+def search_command(text: str = typer.Argument(..., help="What to look for, in any language."),
+                   k: int = KOption, as_json: bool = JsonOption):
+    """Text-to-video search (frames and text, through CLIP's text tower)."""
+    def body():
+        items = open_api().search(text, k)
+        emit({"items": items}, as_json, _items_text(items))
+
+    run(as_json, body)
+
+
+@app.command("similar")
+def similar_command(video_id: str = typer.Argument(..., help="A video id of the catalog."),
+                    k: int = KOption, as_json: bool = JsonOption):
+    """Videos similar to one of the catalog (frames and text)."""
+    def body():
+        items = open_api().similar(video_id, k)
+        emit({"items": items}, as_json, _items_text(items))
+
+    run(as_json, body)
+
+
+@app.command("index")
+def index_command(as_json: bool = JsonOption):
+    """Build or update the indexes from the store."""
+    def body():
+        indexes = open_api().refresh_indexes()
+        emit({"indexes": indexes}, as_json, "\n".join(
+            f"{i['name']:8} {i['type']:6} {i['size']:>9} vectors on {i['device']}, recall@10 {i['recall']} ({i['action']})"
+            for i in indexes))
 
     run(as_json, body)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 
+from index.api import Vidrec
 from ingest.demo import generate_world
 from ingest.interactions import import_interactions
 from ingest.pipeline import IngestOptions, ingest
@@ -41,6 +42,8 @@ def run_demo(store: Store, *, videos: int, users: int, seed: int, clip: str | No
         _say("tuning the tiny CLIP on the demo world's frames and texts", progress)
         tuned = tune_catalog_clip(store, TuneOptions(seed=seed, progress=progress))
         metrics["clip"] = {"before": tuned["before"], "after": tuned["after"], "replaced": tuned["replaced"]}
+    _say("building the indexes", progress)
+    Vidrec(store.data_dir).refresh_indexes()
     status = store.status()
     return {"videos": status["videos"], "users": status["users"], "interactions": status["interactions"],
             "metrics": metrics, "ingested": report.ingested, "failed": report.failed,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,8 @@ CREATE TABLE IF NOT EXISTS videos (
     codec        TEXT NOT NULL,
     rotation     INTEGER NOT NULL DEFAULT 0,   -- degrees clockwise to display upright
     size_bytes   INTEGER NOT NULL,
-    added_at     TEXT NOT NULL
+    added_at     TEXT NOT NULL,
+    changed      INTEGER NOT NULL DEFAULT 0    -- catalog revision of its last change (indexes update from it)
 );
 CREATE TABLE IF NOT EXISTS frames (
     video INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
@@ -154,6 +156,7 @@ class Store:
             if found is None:
                 self.set_meta("schema_version", str(SCHEMA_VERSION))
                 self.set_meta("revision", "0")
+                self.set_meta("catalog_id", uuid.uuid4().hex)  # tells this catalog's index files from another's
             elif int(found) != SCHEMA_VERSION:
                 raise StoreError(f"catalog schema {found} in {db_path} is not the supported {SCHEMA_VERSION}")
 
@@ -189,9 +192,10 @@ class Store:
         self.db.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
-    def bump_revision(self) -> None:
+    def bump_revision(self) -> int:
         """Every change to the set of videos or their embeddings bumps this, so indexes know they are stale."""
         self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revision'")
+        return self.revision
 
     @property
     def revision(self) -> int:
@@ -249,7 +253,7 @@ class Store:
         self.db.execute("INSERT INTO thumbnails(video, jpeg) VALUES (?, ?)", (vid, thumbnail))
         self.put_embeddings(vid, version, embeddings)
         self.db.execute("DELETE FROM failures WHERE path = ?", (row["path"],))
-        self.bump_revision()
+        self.db.execute("UPDATE videos SET changed = ? WHERE id = ?", (self.bump_revision(), vid))
         return vid
 
     def update_text(self, video_id: str, fields: dict, text_embeddings: dict[str, np.ndarray], version: int) -> None:
@@ -260,7 +264,7 @@ class Store:
         sets = ", ".join(f"{k} = ?" for k in text_embeddings)
         self.db.execute(f"UPDATE embeddings SET {sets} WHERE video = ? AND version = ?",
                         [to_blob(v) for v in text_embeddings.values()] + [vid, version])
-        self.bump_revision()
+        self.db.execute("UPDATE videos SET changed = ? WHERE id = ?", (self.bump_revision(), vid))
 
     def put_embeddings(self, vid: int, version: int, embeddings: dict[str, np.ndarray]) -> None:
         missing = set(EMBEDDING_FIELDS) - set(embeddings)

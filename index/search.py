@@ -1,0 +1,98 @@
+"""Similar videos, text-to-video and image/video-to-video search over the fused index.
+
+The queries go through the same fusion as the catalog (models/fusion.py): a video's own frames and
+text, a text through CLIP's text tower on both halves, an image or uploaded clip through the image
+tower on the frames half only.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ingest.catalog_clip import load_catalog_version
+from ingest.embedding import frame_embeddings
+from ingest.store import Store, from_blob
+from ingest.video import VideoError, sample_video
+from models.clip import ClipModel
+from models.fusion import FusionWeights, fuse_catalog, fuse_text_query
+
+from .catalog_index import FUSED, CatalogIndex
+
+MAX_QUERY_CHARS = 2000
+
+
+class SearchError(Exception):
+    """A query that cannot be answered (unknown id, empty text, unreadable upload); one line for the user."""
+
+
+class Searcher:
+    def __init__(self, store: Store, weights: FusionWeights = FusionWeights(), index: CatalogIndex | None = None):
+        self.store = store
+        self.weights = weights
+        self.index = index or CatalogIndex(store, FUSED, weights=weights)
+        self._clip: ClipModel | None = None
+        self._clip_version: int | None = None
+
+    @property
+    def clip(self) -> ClipModel:
+        """The catalog's current CLIP, reloaded when tune-clip has made a new version."""
+        version = self.store.clip_version().version
+        if self._clip is None or self._clip_version != version:
+            self._clip, self._clip_version = load_catalog_version(self.store, version), version
+        return self._clip
+
+    def text(self, query: str, k: int = 10) -> list[dict]:
+        query = " ".join((query or "").split())
+        if not query:
+            raise SearchError("empty query: say what to look for")
+        if len(query) > MAX_QUERY_CHARS:
+            raise SearchError(f"query too long ({len(query)} characters; at most {MAX_QUERY_CHARS})")
+        vector = fuse_text_query(self.clip.encode_texts([query]), self.weights)
+        return self._results(vector, k)
+
+    def similar(self, video_id: str, k: int = 10) -> list[dict]:
+        row = self.store.video(video_id)
+        if row is None:
+            raise SearchError(f"unknown video id {video_id!r}")
+        version = self.store.clip_version().version
+        found = self.store.db.execute("SELECT video_emb, text_emb FROM embeddings WHERE video = ? AND version = ?",
+                                      (row["id"], version)).fetchone()
+        dim = self.store.embedding_dim(version)
+        vector = fuse_catalog(from_blob(found[0], dim), from_blob(found[1], dim), self.weights)
+        return self._results(vector, k, exclude=row["id"])
+
+    def similar_to_file(self, path: Path | str, k: int = 10) -> list[dict]:
+        """Videos like an uploaded image or video file (its frames only: an upload has no text)."""
+        path = Path(path)
+        try:
+            image = Image.open(path)
+            image.load()
+            frames = [image.convert("RGB")]
+        except (UnidentifiedImageError, OSError):
+            try:
+                frames = [img for _, img in sample_video(path).frames]
+            except VideoError as exc:
+                raise SearchError(f"{path.name}: neither an image nor a video ({exc})") from exc
+        pixels = torch.stack([self.clip.preprocess(f) for f in frames])
+        video = frame_embeddings(self.clip, [pixels])[0]["video_emb"][None]
+        return self._results(fuse_catalog(video, np.zeros_like(video), self.weights), k)
+
+    def _results(self, vector: np.ndarray, k: int, exclude: int | None = None) -> list[dict]:
+        if k < 1:
+            raise SearchError("k must be at least 1")
+        scores, ids = self.index.search(vector.reshape(1, -1), k + (exclude is not None))
+        pairs = [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0 and i != exclude][:k]
+        titles = self.titles([i for i, _ in pairs])
+        return [{"video_id": titles[i][0], "title": titles[i][1], "similarity": round(s, 4)}
+                for i, s in pairs if i in titles]
+
+    def titles(self, ids: list[int]) -> dict[int, tuple[str, str]]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        return {r[0]: (r[1], r[2]) for r in self.store.db.execute(
+            f"SELECT id, video_id, title FROM videos WHERE id IN ({marks})", ids)}
+
