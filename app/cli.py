@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -20,70 +19,20 @@ try:  # recent typer vendors click
 except ImportError:  # pragma: no cover - older typer on real click
     from click.exceptions import UsageError
 
-from index.api import Vidrec
-from index.search import SearchError
-from index.vector_index import IndexFileError
-from ingest.interactions import InteractionsError, import_interactions
+from app.common import (Failure, JsonOption, KOption, emit, open_api, open_store, options, progress_wanted,
+                        run)
+from ingest.interactions import import_interactions
 from ingest.pipeline import IngestOptions
-from ingest.store import Store, StoreError
-from ingest.tune import TuneError, TuneOptions, tune_catalog_clip
-from models.clip import ClipError
-
-USER_ERRORS = (ClipError, StoreError, InteractionsError, TuneError, SearchError, IndexFileError)
+from ingest.tune import TuneOptions, tune_catalog_clip
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="vidrec: video recommendations with CLIP features, a multi-task model and FAISS.")
-_options = {"data_dir": None}
-
-JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout.")
-
-
-class Failure(Exception):
-    """Nothing could be done: exit 1 with this one-line message."""
 
 
 @app.callback()
 def _global(data_dir: Optional[Path] = typer.Option(
         None, "--data-dir", help="Data directory [default: $VIDREC_DATA_DIR, else ./vidrec-data].")):
-    _options["data_dir"] = data_dir
-
-
-def data_dir() -> Path:
-    chosen = _options["data_dir"] or os.environ.get("VIDREC_DATA_DIR") or "vidrec-data"
-    return Path(chosen).expanduser()
-
-
-def open_store(create: bool = False) -> Store:
-    return Store(data_dir(), create=create)
-
-
-def open_api(create: bool = False) -> Vidrec:
-    return Vidrec(data_dir(), create=create)
-
-
-def emit(payload: dict, as_json: bool, text: str) -> None:
-    if as_json:
-        print(json.dumps(payload, ensure_ascii=False, default=str))
-    else:
-        print(text)
-
-
-def run(as_json: bool, body) -> None:
-    """Run a command body, turning expected failures into the documented output and exit status."""
-    try:
-        body()
-    except (Failure, *USER_ERRORS) as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        if as_json:
-            print(json.dumps({"error": message}, ensure_ascii=False))
-        else:
-            print(f"error: {message}", file=sys.stderr)
-        raise typer.Exit(1)
-
-
-def _progress(as_json: bool) -> bool:
-    """Progress bars on stderr, unless --json output goes to a program that is not watching a terminal."""
-    return not as_json or sys.stderr.isatty()
+    options["data_dir"] = data_dir
 
 
 def _ingest_text(r: dict) -> str:
@@ -108,7 +57,7 @@ def ingest_command(
 
     def body():
         report = open_api(create=True).ingest(paths or [], manifest, IngestOptions(clip=clip, frames=frames, batch_size=batch_size, workers=workers,
-                                      progress=_progress(as_json)))
+                                      progress=progress_wanted(as_json)))
         payload = report.to_json()
         emit(payload, as_json, _ingest_text(payload))
         if report.failed and not (report.ingested or report.duplicates):
@@ -177,7 +126,7 @@ def tune_clip_command(
     """Tune the catalog's CLIP on its own frames and texts, then re-embed the catalog with it."""
     def body():
         result = tune_catalog_clip(open_store(), TuneOptions(epochs=epochs, force=force, seed=seed,
-                                                             progress=_progress(as_json)))
+                                                             progress=progress_wanted(as_json)))
         b, a = result["before"], result["after"]
         text = (f"held-out recall@1 {b['recall_at_1']:.3f} -> {a['recall_at_1']:.3f}, "
                 f"recall@5 {b['recall_at_5']:.3f} -> {a['recall_at_5']:.3f}, "
@@ -188,9 +137,6 @@ def tune_clip_command(
         emit(result, as_json, text)
 
     run(as_json, body)
-
-
-KOption = typer.Option(10, "-k", "--k", min=1, help="How many results (more than the catalog: all of it).")
 
 
 def _items_text(items: list[dict]) -> str:
@@ -243,7 +189,7 @@ def demo_command(
 
     def body():
         summary = run_demo(open_store(create=True), videos=videos, users=users, seed=seed, clip=clip,
-                           progress=_progress(as_json))
+                           progress=progress_wanted(as_json))
         emit(summary, as_json, "\n".join(f"{k:14}{v}" for k, v in summary.items() if k != "failed"))
 
     run(as_json, body)

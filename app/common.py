@@ -1,0 +1,67 @@
+"""What every command shares: the data directory option, --json output, and how failures end."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from index.api import Vidrec
+from index.search import SearchError
+from index.vector_index import IndexFileError
+from ingest.interactions import InteractionsError
+from ingest.store import Store, StoreError
+from ingest.tune import TuneError
+from models.clip import ClipError
+
+# Exceptions whose message is a one-line reason for the user (exit 1); command modules may add theirs.
+USER_ERRORS: list[type[Exception]] = [ClipError, StoreError, InteractionsError, TuneError, SearchError, IndexFileError]
+
+options = {"data_dir": None}
+
+JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+KOption = typer.Option(10, "-k", "--k", min=1, help="How many results (more than the catalog: all of it).")
+
+
+class Failure(Exception):
+    """Nothing could be done: exit 1 with this one-line message."""
+
+
+def data_dir() -> Path:
+    chosen = options["data_dir"] or os.environ.get("VIDREC_DATA_DIR") or "vidrec-data"
+    return Path(chosen).expanduser()
+
+
+def open_store(create: bool = False) -> Store:
+    return Store(data_dir(), create=create)
+
+
+def open_api(create: bool = False) -> Vidrec:
+    return Vidrec(data_dir(), create=create)
+
+
+def emit(payload: dict, as_json: bool, text: str) -> None:
+    if as_json:
+        print(json.dumps(payload, ensure_ascii=False, default=str))
+    else:
+        print(text)
+
+
+def run(as_json: bool, body) -> None:
+    """Run a command body, turning expected failures into the documented output and exit status."""
+    try:
+        body()
+    except (Failure, *USER_ERRORS) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        if as_json:
+            print(json.dumps({"error": message}, ensure_ascii=False))
+        else:
+            print(f"error: {message}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def progress_wanted(as_json: bool) -> bool:
+    """Progress bars on stderr, unless --json output goes to a program that is not watching a terminal."""
+    return not as_json or sys.stderr.isatty()
