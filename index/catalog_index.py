@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -34,33 +35,51 @@ def catalog_stamp(store: Store) -> dict:
             "revision": store.revision}
 
 
-def fused_vectors(store: Store, weights: FusionWeights = FusionWeights(), where: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """(int64 ids, fused [N, 2D] vectors) of the catalog's current embeddings."""
+def changed_since(store: Store, ids: np.ndarray, since: int | None) -> np.ndarray:
+    """Mask of `ids` whose videos changed after catalog revision `since` (all of them for None)."""
+    if since is None:
+        return np.ones(len(ids), bool)
+    changed = [r[0] for r in store.db.execute("SELECT id FROM videos WHERE changed > ?", (since,))]
+    return np.isin(ids, np.array(changed, np.int64))
+
+
+def fused_vectors(store: Store, weights: FusionWeights = FusionWeights(), since: int | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 ids, fused [N, 2D] vectors) of the catalog's current embeddings (changed after `since`)."""
     ids, _, video = store.embeddings("video_emb")
     _, _, text = store.embeddings("text_emb")
-    if where:
-        keep = np.isin(ids, np.array([r[0] for r in store.db.execute(f"SELECT id FROM videos WHERE {where}")],
-                                     np.int64))
-        ids, video, text = ids[keep], video[keep], text[keep]
-    return ids, fuse_catalog(video, text, weights)
+    keep = changed_since(store, ids, since)
+    return ids[keep], fuse_catalog(video[keep], text[keep], weights)
 
 
 @dataclass
 class CatalogIndex:
-    """One named index over the catalog, loaded or (re)built on demand."""
+    """One named index over the catalog, loaded or (re)built on demand. `source(since)` gives the
+    (ids, vectors) to index, all of them or those changed after a revision (default: fused CLIP
+    vectors); `extra_stamp` names whatever else the vectors depend on (e.g. a model id)."""
 
     store: Store
     name: str = FUSED
     config: IndexConfig = IndexConfig()
     weights: FusionWeights = FusionWeights()
+    source: Callable[[int | None], tuple[np.ndarray, np.ndarray]] | None = None
+    extra_stamp: dict = field(default_factory=dict)
     index: object = None
     info: IndexInfo | None = None
     held: np.ndarray | None = None  # the ids in the index
     action: str = ""  # what the last `ensure` did: loaded, updated, built
 
+    def vectors(self, since: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        if self.source is not None:
+            return self.source(since)
+        return fused_vectors(self.store, self.weights, since)
+
+    def stamp(self) -> dict:
+        return {**catalog_stamp(self.store), **self.extra_stamp}
+
     def ensure(self) -> IndexInfo:
         """Make the index current with the store, touching the files only when something changed."""
-        stamp = catalog_stamp(self.store)
+        stamp = self.stamp()
         if self.info is not None and self.info.stamp == stamp:
             return self.info
         folder = index_folder(self.store)
@@ -73,14 +92,14 @@ class CatalogIndex:
                 print(f"[index] rebuilding {self.name}: {exc}", file=sys.stderr)
             return self._rebuild(stamp)
         old = self.info.stamp
-        if old.get("catalog") != stamp["catalog"] or old.get("clip_version") != stamp["clip_version"]:
-            return self._rebuild(stamp)
+        if {k: v for k, v in old.items() if k != "revision"} != {k: v for k, v in stamp.items() if k != "revision"}:
+            return self._rebuild(stamp)  # another catalog, CLIP version or model
         if old.get("revision") != stamp["revision"] and not self._update(stamp):
             return self._rebuild(stamp)
         return self.info
 
     def _rebuild(self, stamp: dict) -> IndexInfo:
-        ids, vectors = fused_vectors(self.store, self.weights)
+        ids, vectors = self.vectors()
         if len(ids) == 0:
             raise IndexFileError("the catalog has no embedded videos to index")
         self.index, self.info = build_tuned(self.name, vectors, ids, self.config, stamp)
@@ -97,7 +116,7 @@ class CatalogIndex:
         gone = indexed - current_ids
         changed = {r[0] for r in self.store.db.execute("SELECT id FROM videos WHERE changed > ?", (since,))}
         stale = (gone | changed) & indexed
-        fresh_ids, fresh = fused_vectors(self.store, self.weights, f"changed > {since}")
+        fresh_ids, fresh = self.vectors(since)
         size = len(current_ids)
         if self.info.type == "hnsw" and stale:
             return False  # HNSW cannot remove

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import random
 import sys
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +71,7 @@ def tune_clip(model: torch.nn.Module, tokenizer, pairs: PairSet, config: TuneCon
     try:
         for epoch in range(config.epochs):
             losses = []
+            epoch_started = time.perf_counter()
             for _ in range(steps_per_epoch):
                 chosen = [usable[j] for j in draw.choice(len(usable), size=batch, replace=False, p=p)]
                 images = torch.stack([_frame_mix(pairs.frames[i], config.frames_per_video, rng) for i in chosen])
@@ -93,7 +95,8 @@ def tune_clip(model: torch.nn.Module, tokenizer, pairs: PairSet, config: TuneCon
                 losses.append(loss.item())
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.3f}")
-            history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4)})
+            history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4), "pairs": batch * steps_per_epoch,
+                            "seconds": round(time.perf_counter() - epoch_started, 3)})
     finally:
         bar.close()
         model.eval()
