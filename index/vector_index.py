@@ -102,7 +102,7 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, kind: str, config: IndexCo
             index = faiss.IndexIVFPQ(quantizer, dim, nlist, m, nbits, faiss.METRIC_INNER_PRODUCT)
             params.update(m=m, nbits=nbits)
         params["nlist"] = nlist
-        train = vectors if n <= 256 * nlist else vectors[np.random.default_rng(0).choice(n, 256 * nlist, replace=False)]
+        train = vectors if n <= 64 * nlist else vectors[np.random.default_rng(0).choice(n, 64 * nlist, replace=False)]
         index.train(train)
     else:
         raise ValueError(f"unknown index type {kind!r}; one of {', '.join(TYPES)}")

@@ -190,3 +190,44 @@ def _number(value, name: str) -> float | None:
     except ValueError:
         raise ValueError(f"{name} {text[:20]!r} is not a number") from None
     return None if math.isnan(number) else number  # NaN: unknown, like an empty cell
+
+
+FEEDBACK = ("watched", "like", "skip")
+
+
+def log_impressions(store: Store, user_id: str, video_ids: list[str], context, when: float | None = None) -> int:
+    """What a UI showed, as impressions without a click yet, in the chosen context (hour, weekday, device,
+    region); feedback later marks the outcome. Returns the impressions' timestamp."""
+    ts = int(when if when is not None else time.time())
+    with store.transaction():
+        store.db.executemany(
+            "INSERT OR IGNORE INTO interactions(user_id, video_id, ts, utc_offset, hour, weekday, device, region, "
+            "clicked, liked, watch_seconds, source) VALUES (?, ?, ?, 0, ?, ?, ?, ?, 0, NULL, NULL, 'ui')",
+            [(user_id, v, ts, context.hour, context.weekday, context.device, context.region) for v in video_ids])
+    return ts
+
+
+def record_feedback(store: Store, user_id: str, video_id: str, action: str, context,
+                    watch_seconds: float | None = None, when: float | None = None) -> None:
+    """Mark the outcome of the latest impression of this video for this user (or log one): watched is a
+    click, like a click and a like, skip an impression without a click (an explicit negative)."""
+    if action not in FEEDBACK:
+        raise ValueError(f"feedback must be one of {', '.join(FEEDBACK)}, not {action!r}")
+    if store.video(video_id) is None:
+        raise ValueError(f"unknown video_id {video_id!r}")
+    with store.transaction():
+        row = store.db.execute("SELECT ts, clicked, liked, watch_seconds FROM interactions WHERE user_id = ? "
+                               "AND video_id = ? AND source = 'ui' ORDER BY ts DESC LIMIT 1",
+                               (user_id, video_id)).fetchone()
+        if row is None:
+            ts = log_impressions(store, user_id, [video_id], context, when)
+            clicked, liked, watched = 0, None, None
+        else:
+            ts, clicked, liked, watched = row
+        if action != "skip":  # a skip leaves the impression unclicked: a negative for the next training
+            clicked = 1
+            liked = 1 if action == "like" else (liked or 0)
+            watched = watch_seconds if watch_seconds is not None else watched
+        store.db.execute("UPDATE interactions SET clicked = ?, liked = ?, watch_seconds = ? "
+                         "WHERE user_id = ? AND video_id = ? AND ts = ?",
+                         (clicked, liked, watched, user_id, video_id, ts))
