@@ -15,6 +15,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import torch
 from PIL import Image
@@ -39,6 +40,7 @@ class IngestOptions:
     workers: int = 2
     progress: bool = True
     device: str | None = None
+    on_progress: Callable[[int, int], None] | None = None  # (videos done, videos in all), e.g. a UI progress bar
 
 
 @dataclass
@@ -154,6 +156,8 @@ class _Run:
             if sum(len(p.frames) for p in self.pending) >= self.options.batch_size:
                 self.flush()
         progress.update(1)
+        if self.options.on_progress is not None:
+            self.options.on_progress(progress.n, progress.total)
 
     def known(self, result: _Known) -> None:
         """Same bytes as a catalog video: a duplicate; new manifest metadata for the same id updates it."""
