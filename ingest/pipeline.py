@@ -108,6 +108,7 @@ class _Run:
         self.pending_updates: list[tuple[str, dict]] = []
 
     def run(self, entries: list[Entry]) -> None:
+        self.done, self.total = 0, len(entries)
         progress = tqdm(total=len(entries), unit="video", desc="ingest", file=sys.stderr,
                         disable=not self.options.progress, dynamic_ncols=True)
         in_flight: deque = deque()
@@ -156,8 +157,9 @@ class _Run:
             if sum(len(p.frames) for p in self.pending) >= self.options.batch_size:
                 self.flush()
         progress.update(1)
+        self.done += 1
         if self.options.on_progress is not None:
-            self.options.on_progress(progress.n, progress.total)
+            self.options.on_progress(self.done, self.total)
 
     def known(self, result: _Known) -> None:
         """Same bytes as a catalog video: a duplicate; new manifest metadata for the same id updates it."""
