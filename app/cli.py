@@ -195,6 +195,9 @@ def demo_command(
     run(as_json, body)
 
 
+from app import serve as serve_module; serve_module.register(app)  # noqa: E402,E702  serve
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: usage errors are JSON too when --json was asked for."""
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,85 @@
+"""`vidrec serve [--port P]`: the Streamlit web UI on 127.0.0.1, headless, for one data directory.
+
+The data directory reaches the app through VIDREC_DATA_DIR (as the CLI reads it). Streamlit runs as a
+child process (it wants the main thread and its own event loop); Ctrl+C or SIGTERM stops both.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from app.common import Failure, data_dir, run
+from app.ui.uploads import UPLOAD_LIMIT_MB
+
+MAIN = Path(__file__).resolve().parent / "ui" / "main.py"
+HOST = "127.0.0.1"
+DEFAULT_PORT = 8501
+
+
+def streamlit_command(port: int) -> list[str]:
+    """Safe defaults: loopback only, XSRF protection and CORS checks on, an upload limit, no usage
+    statistics sent anywhere, no file watcher, no toolbar options for visitors."""
+    return [sys.executable, "-m", "streamlit", "run", str(MAIN),
+            "--server.address", HOST, "--server.port", str(port), "--server.headless", "true",
+            "--server.enableXsrfProtection", "true", "--server.enableCORS", "true",
+            "--server.maxUploadSize", str(UPLOAD_LIMIT_MB), "--server.fileWatcherType", "none",
+            "--server.runOnSave", "false", "--browser.gatherUsageStats", "false",
+            "--browser.serverAddress", HOST, "--client.toolbarMode", "viewer",
+            "--client.showErrorDetails", "type", "--theme.base", "light", "--theme.primaryColor", "#e4572e"]
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no obstacle
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def serve(data_dir: Path | str, port: int = DEFAULT_PORT, open_message: bool = True) -> int:
+    """Run the UI until interrupted; returns streamlit's exit status. `vidrec demo` ends with this."""
+    folder = Path(data_dir).expanduser().resolve()
+    if not (folder / "catalog.db").is_file():
+        raise Failure(f"no catalog in {folder} (run `vidrec demo` or `vidrec ingest` first)")
+    if not port_free(port):
+        raise Failure(f"port {port} on {HOST} is in use: choose another with --port")
+    env = dict(os.environ, VIDREC_DATA_DIR=str(folder), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    if open_message:
+        print(f"vidrec web UI: http://{HOST}:{port}/  (data: {folder}; Ctrl+C stops it)", flush=True)
+    child = subprocess.Popen(streamlit_command(port), env=env, cwd=str(MAIN.parents[2]))
+
+    def stop(signum, frame):  # pass SIGTERM on, then exit as asked
+        child.terminate()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        child.terminate()
+        try:
+            return child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            return child.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve_command(port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, help="Port on 127.0.0.1.")):
+        """The web UI on 127.0.0.1 (headless; open the printed address in a browser)."""
+        def body():
+            code = serve(data_dir(), port)
+            if code not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
+                raise typer.Exit(code)
+
+        run(False, body)

@@ -1,0 +1,36 @@
+"""The web UI's entry point (`streamlit run app/ui/main.py`, started by `vidrec serve`): page setup and
+navigation. `?video=V` on the app's root opens that video's page (DESIGN.md, Web UI deep links)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # streamlit puts only this script's folder on the path
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app.ui import state  # noqa: E402
+from ingest.store import StoreError  # noqa: E402
+
+st.set_page_config(page_title="vidrec", page_icon="🎬", layout="wide")
+
+PAGES = {
+    "for_you": st.Page("views/for_you.py", title="For you", icon=":material/recommend:", url_path="for-you",
+                       default=True),
+    "video": st.Page("views/video.py", title="Video", icon=":material/play_circle:", url_path="video"),
+    "search": st.Page("views/search.py", title="Search", icon=":material/search:", url_path="search"),
+    "catalog": st.Page("views/catalog.py", title="Catalog", icon=":material/video_library:", url_path="catalog"),
+    "model": st.Page("views/model.py", title="Model", icon=":material/insights:", url_path="model"),
+}
+
+page = st.navigation(list(PAGES.values()), position="top")
+try:
+    state.api()
+except StoreError as exc:
+    st.error(" ".join(str(exc).split()))
+    st.stop()
+if page is PAGES["for_you"] and st.query_params.get("video"):
+    st.switch_page(PAGES["video"], query_params={"video": st.query_params["video"]})
+page.run()

@@ -1,0 +1,129 @@
+"""Model: how the newest multi-task model does per task, against the ablations, how it trained, how it
+uses its experts and feature groups, and a 2-D map of the catalog's video embeddings by category."""
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from app.ui import state
+from app.ui.widgets import md
+from index import browse
+from ingest.training import ModelError
+
+HEADLINE = ((("click", "auc"), "click AUC"), (("click", "gauc"), "click GAUC"), (("like", "auc"), "like AUC"),
+            (("watch", "mae"), "watch MAE"), (("category", "accuracy"), "category accuracy"),
+            (("context", "accuracy"), "context accuracy"), (("ranking", "ndcg_at_10"), "ranking NDCG@10"),
+            (("retrieval", "recall_at_10"), "retrieval recall@10"), (("click", "auc_vs_oracle"), "click AUC / oracle"))
+
+vidrec = state.api()
+key = browse.version_key(state.data_path())
+
+
+@st.cache_data(max_entries=4, show_spinner="Projecting the embeddings…")
+def embedding_map(path: str, version: tuple, field: str) -> list[dict]:
+    return browse.embedding_map(vidrec.store, field)
+
+
+@st.cache_data(max_entries=4, show_spinner="Measuring expert use…")
+def experts(path: str, model_id: str) -> list[dict]:
+    return browse.expert_utilisation(vidrec.recommender.model, vidrec.store)
+
+
+st.title("Model")
+report = browse.model_report(vidrec.store)
+if report is None:
+    st.info("No trained model yet: run `vidrec train` (or `vidrec demo`). The embedding map below needs none.")
+else:
+    split = report["split"]
+    st.caption(f"{md(report['model_id'])} · {md(report['arch'])} · trained {md(report['created_at'])} on CLIP "
+               f"version {report['clip_version']} in {report['seconds'] or 0:g} s · {split.get('train', 0):,} "
+               f"training, {split.get('val', 0):,} validation and {split.get('test', 0):,} test impressions")
+    if report["stale"]:
+        st.warning("The catalog's CLIP has changed since this model was trained: retrain with `vidrec train`.")
+
+    metrics_tab, ablation_tab, curves_tab, experts_tab, map_tab = st.tabs(
+        ["Test metrics", "Ablations", "Training curves", "Experts and features", "Embedding map"])
+    with metrics_tab:
+        if report["metrics"]:
+            values = {(r["task"], r["metric"]): r["value"] for r in report["metrics"]}
+            shown = [(label, values[k]) for k, label in HEADLINE if k in values]
+            for start in range(0, len(shown), 6):
+                for column, (label, value) in zip(st.columns(6), shown[start:start + 6]):
+                    column.metric(label, f"{value:.3f}")
+            with st.expander("Every metric"):
+                st.dataframe(pd.DataFrame(report["metrics"]), hide_index=True, width="stretch",
+                             column_config={"value": st.column_config.NumberColumn(format="%.4f")})
+            st.caption("On the test period (the latest stretch of the log). AUC, GAUC, accuracy, NDCG and recall: "
+                       "higher is better; log loss and MAE: lower is better.")
+        else:
+            st.info("The model's folder has no metrics.")
+    with ablation_tab:
+        if report["ablations"]:
+            st.dataframe(pd.DataFrame(report["ablations"]), hide_index=True, width="stretch")
+            st.caption(f"From {md(report['ablations_file'])}")
+        else:
+            st.info("No ablation table saved yet: `vidrec eval --ablations` compares single-task, shared-bottom, "
+                    "MMoE and PLE, with and without context, video only and text only.")
+    with curves_tab:
+        curves = pd.DataFrame(report["curves"])
+        if curves.empty:
+            st.info("The model's folder has no training curves.")
+        else:
+            for net, frame in curves.groupby("net", sort=False):
+                loss = frame[frame.series.str.startswith("train loss")]
+                val = frame[~frame.series.str.startswith("train loss")]
+                left, right = st.columns(2)
+                for column, part, title in ((left, loss, "training loss"), (right, val, "validation")):
+                    column.altair_chart(alt.Chart(part, title=f"{net}: {title}").mark_line(point=True).encode(
+                        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)), y=alt.Y("value:Q", scale=alt.Scale(zero=False)),
+                        color=alt.Color("series:N", title=None), tooltip=["series", "epoch", "value"]), width="stretch")
+            if report["best_epochs"]:
+                st.caption("Best (kept) epoch: " + ", ".join(f"{md(k)} {v}" for k, v in report["best_epochs"].items()))
+    with experts_tab:
+        left, right = st.columns(2, gap="large")
+        with left:
+            st.markdown("##### Expert use per task")
+            rows = report["experts"]
+            if not rows and report["arch"] in ("mmoe", "ple"):
+                try:
+                    rows = experts(str(state.data_path()), report["model_id"])
+                except ModelError as exc:
+                    st.warning(md(exc))
+            if rows:
+                frame = pd.DataFrame(rows)
+                st.altair_chart(alt.Chart(frame).mark_bar().encode(
+                    x=alt.X("share:Q", stack="normalize", title="share of the gate's weight"),
+                    y=alt.Y("task:N", title=None), color=alt.Color("expert:N"),
+                    tooltip=["task", "expert", "share"]), width="stretch")
+                collapsed = sorted({r["task"] for r in rows if r.get("collapsed")})
+                if collapsed:
+                    st.warning("One expert takes nearly all the weight for: " + ", ".join(map(md, collapsed)))
+                st.caption("Mean gate weights over recent impressions.")
+            else:
+                st.info(f"{md(report['arch'])} has no expert gates.")
+        with right:
+            st.markdown("##### Feature groups")
+            if report["importance"]:
+                st.dataframe(pd.DataFrame(report["importance"]) if isinstance(report["importance"], list)
+                             else pd.DataFrame(report["importance"]).T, width="stretch")
+                st.caption("Permutation importance saved with the model.")
+            if report["gates"]:
+                gates = pd.DataFrame(report["gates"])
+                st.altair_chart(alt.Chart(gates).mark_bar().encode(
+                    x=alt.X("gate:Q", scale=alt.Scale(domain=[0, 1]), title="learned gate (0 off, 1 fully on)"),
+                    y=alt.Y("group:N", sort="-x", title=None), color=alt.Color("net:N", legend=None),
+                    tooltip=["net", "group", "gate"]), width="stretch")
+                st.caption("The model's learnable gates over feature groups (with a sparsity penalty), at the best "
+                           "epoch: a group it could do without drifts towards 0.")
+
+map_area = map_tab if report is not None else st.container()
+with map_area:
+    field = st.segmented_control("Embedding", ["frames", "text"], default="frames", key="map_field") or "frames"
+    points = pd.DataFrame(embedding_map(str(state.data_path()), key, "video_emb" if field == "frames" else "text_emb"))
+    if points.empty:
+        st.info("No embeddings yet.")
+    else:
+        st.altair_chart(alt.Chart(points).mark_circle(size=70, opacity=0.8).encode(
+            x=alt.X("x:Q", title="PC 1"), y=alt.Y("y:Q", title="PC 2"),
+            color=alt.Color("category:N", scale=alt.Scale(scheme="tableau20")),
+            tooltip=["video_id", "title", "category"]).properties(height=520).interactive(), width="stretch")
+        st.caption(f"{len(points):,} videos, CLIP {field} embeddings projected with PCA, coloured by category.")
