@@ -13,14 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from ingest.store import DB_NAME, Store
-from ingest.training import ModelError
 
 UNLABELLED = "(unlabelled)"
-ABLATION_FILES = ("ablations.json", "eval.json")  # what `vidrec eval --ablations` may leave beside a model
-DIAGNOSTIC_FILES = ("diagnostics.json",)
-IMPORTANCE_KEYS = ("importance", "feature_importance", "permutation_importance")
-EXPERT_KEYS = ("experts", "expert_utilisation", "expert_utilization", "gate_utilisation", "utilisation")
-COLLAPSE_SHARE = 0.9  # one expert taking this share of a task's gate weight counts as a collapse
+ABLATION_FILES = ("ablations.json", "eval.json")  # where an ablation table saved by `vidrec eval` is looked for
 
 
 # ---- the cache key ----------------------------------------------------------------------------------------
@@ -191,18 +186,17 @@ def model_report(store: Store, model_id: str | None = None) -> dict | None:
     config = _read_json(folder / "config.json") or {}
     metrics = _read_json(folder / "metrics.json") or {}
     curves = _read_json(folder / "curves.json") or {}
-    diagnostics: dict = {}
-    for name in DIAGNOSTIC_FILES:
-        found = _read_json(folder / name)
-        if isinstance(found, dict):
-            diagnostics.update(found)
+    diagnostics = _read_json(folder / "diagnostics.json") or {}
     report = {"model_id": row["model_id"], "arch": row["arch"], "clip_version": row["clip_version"],
               "created_at": row["created_at"], "stale": row["clip_version"] != (store.clip_version() or _NoClip).version,
               "split": config.get("split", {}), "best_epochs": config.get("best_epochs", {}),
               "seconds": config.get("seconds"), "options": config.get("options", {}),
-              "metrics": metric_rows(metrics), "curves": curve_rows(curves), "gates": gate_rows(curves, config),
-              "importance": _first_rows(IMPORTANCE_KEYS, metrics, diagnostics),
-              "experts": _first_rows(EXPERT_KEYS, metrics, diagnostics), "ablations": None, "ablations_file": None}
+              "metrics": metric_rows(metrics), "curves": curve_rows(curves),
+              "gates": diagnostic_gates(diagnostics) or gate_rows(curves, config),
+              "importance": importance_rows(diagnostics), "experts": expert_rows(diagnostics),
+              "warnings": [w for d in diagnostics.values() if isinstance(d, dict)
+                           for w in ((d.get("experts") or {}).get("warnings") or [])],
+              "ablations": None, "ablations_file": None}
     for place in (folder, store.data_dir, store.data_dir / "models"):
         for name in ABLATION_FILES:
             found = _read_json(place / name)
@@ -265,47 +259,34 @@ def gate_rows(curves: dict, config: dict) -> list[dict]:
     return rows
 
 
-def _first_rows(keys: tuple[str, ...], *sources: dict):
-    for source in sources:
-        for key in keys:
-            if source.get(key):
-                return source[key]
-    return None
+def _per_net(diagnostics: dict, part: str):
+    for net, d in (diagnostics or {}).items():
+        if isinstance(d, dict) and isinstance(d.get(part), dict):
+            yield net, d[part]
 
 
-def expert_utilisation(model, store: Store, users: int = 24, per_user: int = 32) -> list[dict]:
-    """Mean gate weight of each expert per task, over recent impressions scored through the model's
-    public `score` (the networks keep the last forward's gates in `gate_weights`), with `collapsed` set
-    where one expert takes most of a task. Empty for architectures without gates (shared-bottom)."""
-    from models.context import Context
+def diagnostic_gates(diagnostics: dict) -> list[dict]:
+    """diagnostics.json's learnt gates {net: {"gates": {group: value}}} -> rows {net, group, gate}."""
+    return [{"net": net, "group": g, "gate": float(v)} for net, gates in _per_net(diagnostics, "gates")
+            for g, v in gates.items()]
 
-    recent = store.db.execute(
-        "SELECT user_id, video_id, hour, weekday, device, region FROM interactions ORDER BY ts DESC LIMIT ?",
-        (users * per_user * 4,)).fetchall()
-    by_user: dict[str, list] = {}
-    for r in recent:
-        if len(by_user.get(r[0], [])) < per_user and (r[0] in by_user or len(by_user) < users):
-            by_user.setdefault(r[0], []).append(r)
-    sums: dict[tuple[str, str], np.ndarray] = {}
-    counts: dict[tuple[str, str], int] = {}
-    for user_id, rows in by_user.items():
-        first = rows[0]
-        context = Context(hour=int(first[2]), weekday=int(first[3]), device=first[4], region=first[5])
-        videos = list(dict.fromkeys(r[1] for r in rows))
-        try:
-            model.score(user_id, videos, context)
-        except ModelError:  # a video newer than the model: leave that user out
-            continue
-        for name, net in model.nets.items():
-            for task, weights in (getattr(net, "gate_weights", None) or {}).items():
-                key = (name, task)
-                w = weights.detach().float().numpy().sum(0)
-                sums[key] = sums.get(key, 0) + w
-                counts[key] = counts.get(key, 0) + int(weights.shape[0])
-    out = []
-    for (name, task), total in sums.items():
-        share = total / max(counts[(name, task)], 1)
-        collapsed = bool(share.max() >= COLLAPSE_SHARE) if len(share) > 1 else False
-        for i, s in enumerate(share):
-            out.append({"net": name, "task": task, "expert": i, "share": round(float(s), 4), "collapsed": collapsed})
-    return out
+
+def importance_rows(diagnostics: dict) -> list[dict]:
+    """Permutation importance {net: {"importance": {task: {group: drop}}}} -> rows {net, task, group, drop}
+    (the drop of the task's primary metric when the group is shuffled)."""
+    return [{"net": net, "task": task, "group": g, "drop": float(v)} for net, tasks in _per_net(diagnostics, "importance")
+            for task, groups in tasks.items() if isinstance(groups, dict) for g, v in groups.items()]
+
+
+def expert_rows(diagnostics: dict) -> list[dict]:
+    """Expert utilisation {net: {"experts": {"usage": {task: [weight per expert]}, "experts": {task: [names]}}}}
+    -> rows {net, task, expert, share}."""
+    rows = []
+    for net, experts in _per_net(diagnostics, "experts"):
+        names = experts.get("experts") or {}
+        for task, weights in (experts.get("usage") or {}).items():
+            labels = names.get(task) if isinstance(names, dict) else names
+            for i, w in enumerate(weights):
+                rows.append({"net": net, "task": task, "expert": labels[i] if labels and i < len(labels) else f"expert {i}",
+                             "share": float(w)})
+    return rows

@@ -43,13 +43,16 @@ def save_upload(data_dir: Path | str, name: str, data: bytes, allowed: set[str],
 
 
 def write_manifest(data_dir: Path | str, files: list[tuple[Path, str]]) -> Path:
-    """A manifest for saved uploads [(saved path, original name)]: the original name's stem is the title."""
+    """A manifest for saved uploads [(saved path, original name)]: the original name without its extension is
+    the title (taken as text: a name holding `/` is not a path here)."""
     path = Path(data_dir) / UPLOADS / f"{uuid.uuid4().hex}.csv"
     with open(path, "x", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["path", "title"])
         for saved, original in files:
-            writer.writerow([saved.name, Path(str(original)).stem or saved.stem])
+            name = str(original)
+            title = name[: -len(saved.suffix)] if saved.suffix and name.lower().endswith(saved.suffix) else name
+            writer.writerow([saved.name, title.strip() or saved.stem])
     return path
 
 

@@ -7,7 +7,6 @@ import streamlit as st
 from app.ui import state
 from app.ui.widgets import md
 from index import browse
-from ingest.training import ModelError
 
 HEADLINE = ((("click", "auc"), "click AUC"), (("click", "gauc"), "click GAUC"), (("like", "auc"), "like AUC"),
             (("watch", "mae"), "watch MAE"), (("category", "accuracy"), "category accuracy"),
@@ -21,11 +20,6 @@ key = browse.version_key(state.data_path())
 @st.cache_data(max_entries=4, show_spinner="Projecting the embeddings…")
 def embedding_map(path: str, version: tuple, field: str) -> list[dict]:
     return browse.embedding_map(vidrec.store, field)
-
-
-@st.cache_data(max_entries=4, show_spinner="Measuring expert use…")
-def experts(path: str, model_id: str) -> list[dict]:
-    return browse.expert_utilisation(vidrec.recommender.model, vidrec.store)
 
 
 st.title("Model")
@@ -79,41 +73,39 @@ else:
             if report["best_epochs"]:
                 st.caption("Best (kept) epoch: " + ", ".join(f"{md(k)} {v}" for k, v in report["best_epochs"].items()))
     with experts_tab:
+        for warning in report["warnings"]:
+            st.warning(md(warning))
         left, right = st.columns(2, gap="large")
         with left:
             st.markdown("##### Expert use per task")
-            rows = report["experts"]
-            if not rows and report["arch"] in ("mmoe", "ple"):
-                try:
-                    rows = experts(str(state.data_path()), report["model_id"])
-                except ModelError as exc:
-                    st.warning(md(exc))
-            if rows:
-                frame = pd.DataFrame(rows)
-                st.altair_chart(alt.Chart(frame).mark_bar().encode(
-                    x=alt.X("share:Q", stack="normalize", title="share of the gate's weight"),
-                    y=alt.Y("task:N", title=None), color=alt.Color("expert:N"),
-                    tooltip=["task", "expert", "share"]), width="stretch")
-                collapsed = sorted({r["task"] for r in rows if r.get("collapsed")})
-                if collapsed:
-                    st.warning("One expert takes nearly all the weight for: " + ", ".join(map(md, collapsed)))
-                st.caption("Mean gate weights over recent impressions.")
+            if report["experts"]:
+                st.altair_chart(alt.Chart(pd.DataFrame(report["experts"])).mark_bar().encode(
+                    x=alt.X("share:Q", stack="normalize", title="share of the task's gate weight"),
+                    y=alt.Y("task:N", title=None), color=alt.Color("expert:N", title=None),
+                    tooltip=["net", "task", "expert", alt.Tooltip("share:Q", format=".3f")]), width="stretch")
+                st.caption("Mean gate weights on validation impressions: a task on one expert alone has collapsed.")
             else:
-                st.info(f"{md(report['arch'])} has no expert gates.")
-        with right:
-            st.markdown("##### Feature groups")
-            if report["importance"]:
-                st.dataframe(pd.DataFrame(report["importance"]) if isinstance(report["importance"], list)
-                             else pd.DataFrame(report["importance"]).T, width="stretch")
-                st.caption("Permutation importance saved with the model.")
+                st.info(f"No expert gates to show ({md(report['arch'])} has none, or the model predates diagnostics).")
+            st.markdown("##### Learnt feature-group gates")
             if report["gates"]:
-                gates = pd.DataFrame(report["gates"])
-                st.altair_chart(alt.Chart(gates).mark_bar().encode(
-                    x=alt.X("gate:Q", scale=alt.Scale(domain=[0, 1]), title="learned gate (0 off, 1 fully on)"),
+                st.altair_chart(alt.Chart(pd.DataFrame(report["gates"])).mark_bar().encode(
+                    x=alt.X("gate:Q", scale=alt.Scale(domain=[0, 1]), title="gate (0 off, 1 fully on)"),
                     y=alt.Y("group:N", sort="-x", title=None), color=alt.Color("net:N", legend=None),
-                    tooltip=["net", "group", "gate"]), width="stretch")
-                st.caption("The model's learnable gates over feature groups (with a sparsity penalty), at the best "
-                           "epoch: a group it could do without drifts towards 0.")
+                    tooltip=["net", "group", alt.Tooltip("gate:Q", format=".3f")]), width="stretch")
+                st.caption("Learnable gates over feature groups with a sparsity penalty: a group the model can do "
+                           "without drifts towards 0.")
+        with right:
+            st.markdown("##### Feature-group importance per task")
+            if report["importance"]:
+                st.altair_chart(alt.Chart(pd.DataFrame(report["importance"])).mark_rect().encode(
+                    x=alt.X("group:N", title=None), y=alt.Y("task:N", title=None),
+                    color=alt.Color("drop:Q", scale=alt.Scale(scheme="blueorange", domainMid=0), title="drop"),
+                    tooltip=["net", "task", "group", alt.Tooltip("drop:Q", format=".4f")]).properties(height=260),
+                    width="stretch")
+                st.caption("Permutation importance: how much each task's main validation metric drops when one "
+                           "feature group is shuffled across impressions (higher: the task leans on it).")
+            else:
+                st.info("No permutation importance saved with this model.")
 
 map_area = map_tab if report is not None else st.container()
 with map_area:
