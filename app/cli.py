@@ -195,6 +195,7 @@ def demo_command(
     run(as_json, body)
 
 
+from app import model_commands; model_commands.register(app)  # noqa: E402,E702  train, eval, score
 from app import serve as serve_module; serve_module.register(app)  # noqa: E402,E702  serve
 
 

@@ -1,0 +1,93 @@
+"""`vidrec train`, `vidrec eval` and `vidrec score`: thin wrappers over ingest/training.py, evaluation.py
+and scoring.py (DESIGN.md, Command line)."""
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from app.common import USER_ERRORS, JsonOption, emit, open_store, progress_wanted, run
+from ingest.training import DEFAULT_ARCH, ModelError, TrainOptions, load_model, train_and_save
+
+if ModelError not in USER_ERRORS:
+    USER_ERRORS.append(ModelError)
+
+Arch = Enum("Arch", {name: name for name in ("single-task", "shared-bottom", "mmoe", "ple")}, type=str)
+Balance = Enum("Balance", {name: name for name in ("fixed", "uncertainty", "gradnorm", "dwa")}, type=str)
+
+
+def _number(value) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def metrics_text(metrics: dict) -> str:
+    lines = []
+    for task, values in metrics.items():
+        shown = ", ".join(f"{k} {_number(v)}" for k, v in values.items() if k != "n" and v is not None)
+        lines.append(f"  {task:10} {shown}")
+    return "\n".join(lines)
+
+
+def table_text(rows: list[dict]) -> str:
+    lines = [f"{'name':34} {'task':10} {'metric':20} {'value':>8} {'std':>7} {'vs single':>9}"]
+    for r in rows:
+        delta = r.get("delta_vs_single_task")
+        lines.append(f"{r['name'][:34]:34} {r['task']:10} {r['metric']:20} {_number(r['value']):>8} "
+                     f"{_number(r.get('std')):>7} {'' if delta is None else f'{delta:+.4f}':>9}")
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train_command(
+            arch: Arch = typer.Option(Arch(DEFAULT_ARCH), "--arch", help="Network architecture."),
+            balance: Balance = typer.Option(Balance("fixed"), "--balance", help="Task balancing."),
+            pcgrad: bool = typer.Option(False, "--pcgrad", help="Project conflicting task gradients (PCGrad)."),
+            seed: int = typer.Option(0, "--seed", help="Seed of initialisation and batches."),
+            epochs: int = typer.Option(20, "--epochs", min=1, help="At most this many passes (early stopping)."),
+            as_json: bool = JsonOption):
+        """Train the multi-task model on the catalog's interactions, evaluate it on the latest days, save it."""
+        def body():
+            options = TrainOptions(arch=arch.value, balance=balance.value, pcgrad=pcgrad, seed=seed, epochs=epochs,
+                                   progress=progress_wanted(as_json))
+            result = train_and_save(open_store(), options)
+            emit(result, as_json, f"model {result['model_id']} ({result['arch']}, CLIP version {result['clip']}, "
+                                  f"{result['seconds']:.0f} s); test metrics:\n" + metrics_text(result["metrics"]))
+
+        run(as_json, body)
+
+    @app.command("eval")
+    def eval_command(
+            ablations: bool = typer.Option(False, "--ablations",
+                                           help="Train and compare every architecture and ablation (minutes)."),
+            seeds: int = typer.Option(1, "--seeds", min=1, help="Seeds per ablation row (mean and std)."),
+            epochs: int = typer.Option(20, "--epochs", min=1, help="At most this many passes per training."),
+            as_json: bool = JsonOption):
+        """Evaluation table: the saved model on its test days, or (--ablations) every variant side by side."""
+        from ingest.evaluation import ablation_table, model_table
+
+        def body():
+            store = open_store()
+            if ablations:
+                rows = ablation_table(store, seeds=seeds, epochs=epochs, progress=progress_wanted(as_json))
+            else:
+                rows = model_table(store, load_model(store))
+            emit({"rows": rows}, as_json, table_text(rows))
+
+        run(as_json, body)
+
+    @app.command("score")
+    def score_command(
+            interactions: Path = typer.Option(..., "--interactions", help="Interaction-shaped file (CSV or Parquet)."),
+            out: Path = typer.Option(..., "--out", help="Where to write the scored CSV."),
+            as_json: bool = JsonOption):
+        """Score every row of an interaction-shaped file with the newest model (P(click), P(like), watch, category)."""
+        from ingest.scoring import score_file
+
+        def body():
+            result = score_file(load_model(open_store()), interactions, out)
+            emit(result, as_json, f"scored {result['scored']} of {result['rows']} rows "
+                                  f"({result['unknown']} unknown, {result['cold_start']} cold-start) -> {result['out']}")
+
+        run(as_json, body)

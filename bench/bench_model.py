@@ -1,0 +1,157 @@
+"""Benchmark of the multi-task model on a demo world: training examples/s, scoring candidates/s, and the
+evaluation table (architectures over several seeds, the ablations, the baselines and the oracle).
+
+    python bench/bench_model.py --data-dir /tmp/vr-default [--seeds 3] [--ablation-seeds 1] [--append]
+
+The data dir must hold a demo world (`vidrec --data-dir DIR demo`); the benchmark copies it and leaves
+the original alone. --append adds the results to bench/RESULTS.md with the machine they ran on.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ingest.evaluation import ablation_table  # noqa: E402
+from ingest.features import build_features  # noqa: E402
+from ingest.store import Store  # noqa: E402
+from ingest.training import DEFAULT_ARCH, TrainOptions, load_model, save_model, train_model  # noqa: E402
+from models.context import Context  # noqa: E402
+
+CANDIDATES = 500
+REQUESTS = 200
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def bench_training(store: Store) -> dict:
+    """The default model as `vidrec train` makes it: wall time, epochs, training examples/s."""
+    started = time.perf_counter()
+    trained = train_model(store, TrainOptions(progress=False))
+    seconds = time.perf_counter() - started
+    save_model(store, trained)
+    fit = trained.fits["all"]
+    return {"arch": DEFAULT_ARCH, "seconds": round(seconds, 1), "fit_seconds": round(fit.seconds, 1),
+            "epochs": fit.epochs_run, "best_epoch": fit.best_epoch,
+            "examples_per_second": round(fit.examples_per_second), "train_rows": len(trained.split.train),
+            "click_auc": trained.metrics["click"]["auc"]}
+
+
+def bench_scoring(store: Store) -> dict:
+    """Requests of 500 candidates for random users and contexts, after a warm-up; per-request latency."""
+    model = load_model(store)
+    _, video_ids, _ = model.video_vectors()
+    features = build_features(store, model.vocabulary)
+    rng = np.random.default_rng(0)
+    users = rng.choice(features.user_ids, REQUESTS)
+    devices, regions = model.vocabulary.devices, model.vocabulary.regions
+    requests = [(u, list(rng.choice(video_ids, min(CANDIDATES, len(video_ids)), replace=False)),
+                 Context(int(rng.integers(24)), int(rng.integers(7)), devices[rng.integers(len(devices))],
+                         regions[rng.integers(len(regions))])) for u in users]
+    out = {}
+    for threads in (1, torch.get_num_threads()):
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        for user, candidates, context in requests[:10]:
+            model.score(user, candidates, context)
+        latencies = []
+        for user, candidates, context in requests:
+            started = time.perf_counter()
+            model.score(user, candidates, context)
+            latencies.append(time.perf_counter() - started)
+        torch.set_num_threads(previous)
+        median = statistics.median(latencies)
+        out[f"threads_{threads}"] = {"median_ms": round(1000 * median, 2),
+                                     "p95_ms": round(1000 * float(np.quantile(latencies, 0.95)), 2),
+                                     "candidates_per_second": round(len(requests[0][1]) / median)}
+    started = time.perf_counter()
+    for user, _, context in requests:
+        model.user_vector(user, context)
+    out["user_vector_ms"] = round(1000 * (time.perf_counter() - started) / len(requests), 2)
+    return out
+
+
+def table_markdown(rows: list[dict]) -> str:
+    lines = ["| variant | task | metric | mean | std | vs single-task |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        delta = r.get("delta_vs_single_task")
+        std = r.get("std")
+        lines.append(f"| {r['name']} | {r['task']} | {r['metric']} | {r['value']:.4f} | "
+                     f"{'' if std is None else f'{std:.4f}'} | {'' if delta is None else f'{delta:+.4f}'} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True, type=Path)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per architecture")
+    parser.add_argument("--ablation-seeds", type=int, default=3, help="seeds per ablation (context, modality)")
+    parser.add_argument("--skip-table", action="store_true")
+    parser.add_argument("--append", action="store_true", help="append to bench/RESULTS.md")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-model-"))
+    shutil.copytree(args.data_dir, work / "data")
+    store = Store(work / "data")
+    results = {"machine": machine(), "training": bench_training(store)}
+    print(json.dumps(results["training"]), file=sys.stderr)
+    results["scoring"] = bench_scoring(store)
+    print(json.dumps(results["scoring"]), file=sys.stderr)
+    if not args.skip_table:
+        started = time.perf_counter()
+        archs = ["single-task", "shared-bottom", "mmoe", "ple"]
+        rows = [r for r in ablation_table(store, seeds=args.seeds, only=archs, progress=True)
+                if r["name"] in archs]
+        ablations = ablation_table(store, seeds=args.ablation_seeds, progress=True,
+                                   only=[f"{DEFAULT_ARCH} without context", f"{DEFAULT_ARCH} video only",
+                                         f"{DEFAULT_ARCH} text only"])
+        single = {(r["task"], r["metric"]): r["value"] for r in rows if r["name"] == "single-task"}
+        for r in ablations:
+            base = single.get((r["task"], r["metric"]))
+            r["delta_vs_single_task"] = None if base is None or r["name"] == "single-task" else r["value"] - base
+        results["table"] = rows + ablations
+        results["table_minutes"] = round((time.perf_counter() - started) / 60, 1)
+    print(json.dumps(results, indent=1))
+    if args.append:
+        with open(ROOT / "bench" / "RESULTS.md", "a", encoding="utf-8") as f:
+            t, s = results["training"], results["scoring"]
+            f.write(f"\n## Multi-task model (bench/bench_model.py, {time.strftime('%Y-%m-%d')})\n\n"
+                    f"Machine: {results['machine']}. Data: the default demo world ({t['train_rows']} training rows).\n\n"
+                    f"- Training `{t['arch']}` (the default): {t['seconds']} s in all, {t['epochs']} epochs "
+                    f"(best {t['best_epoch']}), {t['examples_per_second']} training examples/s (1 thread).\n")
+            for key, value in s.items():
+                if key.startswith("threads_"):
+                    f.write(f"- Scoring {CANDIDATES} candidates, {key.replace('_', ' ')}: median {value['median_ms']} ms, "
+                            f"p95 {value['p95_ms']} ms, {value['candidates_per_second']} candidates/s.\n")
+            f.write(f"- Retrieval query vector: {s['user_vector_ms']} ms.\n")
+            if "table" in results:
+                f.write(f"\nEvaluation table ({args.seeds} seeds per architecture, {args.ablation_seeds} per ablation; "
+                        f"test = the latest 20% of the log; {results['table_minutes']} min):\n\n")
+                f.write(table_markdown(results["table"]) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,356 @@
+"""The multi-task network: one model that learns click, like, watch fraction, a video's category and the
+context of an engagement, plus a two-tower retrieval head, over shared feature encoders.
+
+Data flow for a batch of B impressions (d = group width, G = feature groups, H = expert width):
+
+    feature groups       history   attention pool of the user's earlier clicks, keyed by the candidate [B, d]
+                         user_id   hashed user id embedding                                            [B, d]
+                         video_clip, text_clip   projections of the video's CLIP embeddings            [B, d]
+                         video_id  hashed video id embedding (what content cannot say: quality)        [B, d]
+                         meta      projection of numeric metadata (duration)                           [B, d]
+                         context   hour + weekday + device + region embeddings, summed                 [B, d]
+    gates                sigmoid(gate_logit[g]) * group g   (learnable, L1-penalised: feature selection)
+    interaction          concat(groups) ++ pairwise dot products of groups        [B, G*d + G(G-1)/2]
+    bottom               shared-bottom: one MLP; mmoe: experts + a softmax gate per task;
+                         ple: CGC levels of shared and task-specific experts, gated per task   -> [B, H] per task
+    towers               one small MLP per task -> logits
+
+A task sees only the groups its question allows: category looks at the video's content alone (so it
+predicts unlabelled videos), the context head at everything but the sample's own context. Both pass
+through the same experts as the interest tasks, which is what makes them multi-task rather than side
+models. `single-task` is not a class here: it is one network per task (see `ingest/training.py`).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .context import HOUR_SLOTS, HOURS, WEEKDAYS
+from .data import CatalogTensors, video_batch
+
+GROUPS = ("history", "user_id", "video_clip", "text_clip", "video_id", "meta", "category", "context")
+CONTENT_GROUPS = ("video_clip", "text_clip")  # what the category task may look at: the video's own content
+VIDEO_GROUPS = ("video_clip", "text_clip", "video_id", "meta", "category")  # what makes a video's item vector
+TOWER_TASKS = ("click", "like", "watch", "category", "context")
+TASKS = TOWER_TASKS + ("retrieval",)
+ARCHS = ("shared-bottom", "mmoe", "ple")
+
+
+@dataclass
+class NetConfig:
+    clip_dim: int
+    meta_dim: int
+    n_categories: int
+    n_devices: int  # including "unknown" at 0
+    n_regions: int  # including "unknown" at 0
+    user_buckets: int
+    video_buckets: int
+    arch: str = "mmoe"
+    tasks: tuple[str, ...] = TASKS
+    groups: tuple[str, ...] = GROUPS  # feature groups switched on (ablations switch some off)
+    d: int = 32
+    n_experts: int = 4  # mmoe experts; ple shared experts per level
+    n_task_experts: int = 1  # ple task-specific experts per task and level
+    ple_levels: int = 2
+    expert_hidden: int = 128
+    expert_dim: int = 64
+    tower_hidden: int = 32
+    retrieval_dim: int = 32
+    dropout: float = 0.1
+    history_pool: str = "softmax"  # "softmax" attention, or "din": sigmoid weights, so intensity counts
+    category_feature: bool = False  # category head on the content encoders, its prediction a feature group
+    id_dropout: float = 0.1  # share of training rows that see the "unknown" user and video id: cold start is learnt
+    extra: dict = field(default_factory=dict)  # room for settings of later versions
+
+    def __post_init__(self) -> None:
+        self.tasks, self.groups = tuple(self.tasks), tuple(self.groups)
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        unknown = set(self.tasks) - set(TASKS) or set(self.groups) - set(GROUPS)
+        if unknown:
+            raise ValueError(f"unknown tasks or feature groups: {sorted(unknown)}")
+        if not set(self.groups) & set(CONTENT_GROUPS):
+            raise ValueError("the model needs at least one of the video's CLIP embeddings (video_clip, text_clip)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def tower_tasks(self) -> tuple[str, ...]:
+        return tuple(t for t in self.tasks if t in TOWER_TASKS and not (t == "category" and self.category_feature))
+
+    def output_size(self, task: str) -> int:
+        return {"category": self.n_categories, "context": HOUR_SLOTS + self.n_devices}.get(task, 1)
+
+
+def mlp(sizes: list[int], dropout: float, last_activation: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2 or last_activation:
+            layers += [nn.ReLU(), nn.Dropout(dropout)]
+    return nn.Sequential(*layers)
+
+
+class Experts(nn.Module):
+    """n expert MLPs over the same input; forward gives [B, n, H]."""
+
+    def __init__(self, n: int, sizes: list[int], dropout: float):
+        super().__init__()
+        self.experts = nn.ModuleList(mlp(sizes, dropout) for _ in range(n))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([expert(x) for expert in self.experts], 1)
+
+
+def gated_sum(gate: nn.Linear, x: torch.Tensor, experts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax gate over experts [B, n, H] from x: (mixture [B, H], gate weights [B, n])."""
+    weights = F.softmax(gate(x), dim=-1)
+    return (weights.unsqueeze(-1) * experts).sum(1), weights
+
+
+class MultiTaskNet(nn.Module):
+    def __init__(self, config: NetConfig):
+        super().__init__()
+        self.config = c = config
+        d = c.d
+        # feature group encoders
+        self.video_clip = nn.Linear(c.clip_dim, d)
+        self.text_clip = nn.Linear(c.clip_dim, d)
+        self.video_id = nn.Embedding(c.video_buckets, d)
+        self.meta = nn.Linear(c.meta_dim, d)
+        self.user_id = nn.Embedding(c.user_buckets, d)
+        self.hour = nn.Embedding(HOURS, d)
+        self.weekday = nn.Embedding(WEEKDAYS, d)
+        self.device = nn.Embedding(c.n_devices, d)
+        self.region = nn.Embedding(c.n_regions, d)
+        if c.category_feature and "category" in c.tasks:
+            self.content_head = mlp([2 * d, c.tower_hidden, c.n_categories], c.dropout, last_activation=False)
+            self.category_embedding = nn.Embedding(c.n_categories, d)
+        self.query = nn.Linear(d, d, bias=False)  # history attention: candidate -> query
+        self.key = nn.Linear(d, d, bias=False)
+        for table in (self.video_id, self.user_id, self.hour, self.weekday, self.device, self.region):
+            nn.init.normal_(table.weight, std=0.01)
+        self.gate_logits = nn.Parameter(torch.full((len(GROUPS),), 2.0))  # sigmoid(2) = 0.88: all open at first
+        # buckets seen in training; others (new users and videos) fall back to bucket 0, the learnt "unknown"
+        self.register_buffer("user_seen", torch.zeros(c.user_buckets, dtype=torch.bool))
+        self.register_buffer("video_seen", torch.zeros(c.video_buckets, dtype=torch.bool))
+        # added to click/like logits at prediction: undoes the prior shift that class weighting trains in
+        self.register_buffer("logit_shift", torch.zeros(len(TOWER_TASKS)))
+        # the catalog (set by `set_catalog`, not saved: it comes from the store)
+        self.catalog: dict[str, torch.Tensor] = {}
+        self.video_cache: dict[str, torch.Tensor] | None = None
+
+        n_groups = len(GROUPS)
+        width = n_groups * d + n_groups * (n_groups - 1) // 2
+        sizes = [width, c.expert_hidden, c.expert_dim]
+        tasks = c.tower_tasks
+        if c.arch == "shared-bottom":
+            self.bottom = mlp(sizes, c.dropout)
+        elif c.arch == "mmoe":
+            self.experts = Experts(c.n_experts, sizes, c.dropout)
+            self.expert_gates = nn.ModuleDict({t: nn.Linear(width, c.n_experts) for t in tasks})
+        else:  # ple: CGC levels; level 0 reads the interaction vector, later levels the previous level's outputs
+            self.levels = nn.ModuleList()
+            for level in range(c.ple_levels):
+                in_size = width if level == 0 else c.expert_dim
+                layer_sizes = [in_size, c.expert_hidden, c.expert_dim]
+                per_task = c.n_task_experts + c.n_experts
+                modules = nn.ModuleDict({
+                    "shared": Experts(c.n_experts, layer_sizes, c.dropout),
+                    "specific": nn.ModuleDict({t: Experts(c.n_task_experts, layer_sizes, c.dropout) for t in tasks}),
+                    "gates": nn.ModuleDict({t: nn.Linear(in_size, per_task) for t in tasks}),
+                })
+                if level < c.ple_levels - 1:
+                    modules["shared_gate"] = nn.Linear(in_size, c.n_experts + len(tasks) * c.n_task_experts)
+                self.levels.append(modules)
+        self.towers = nn.ModuleDict({t: mlp([c.expert_dim, c.tower_hidden, c.output_size(t)], c.dropout,
+                                             last_activation=False) for t in tasks})
+        if "retrieval" in c.tasks:
+            self.user_tower = mlp([3 * d, 2 * d, c.retrieval_dim], c.dropout, last_activation=False)
+            self.video_tower = mlp([d, 2 * d, c.retrieval_dim], c.dropout, last_activation=False)
+            self.log_scale = nn.Parameter(torch.tensor(2.3))  # logits = exp(log_scale) * cosine; starts at 10
+        self.gate_weights: dict[str, torch.Tensor] = {}  # the last forward's expert gates, for diagnostics
+
+    # ---- the catalog ------------------------------------------------------------------------------------
+    def set_catalog(self, catalog: CatalogTensors) -> None:
+        """The per-video features the network looks videos up in (they come from the store, not the checkpoint)."""
+        if catalog.video_clip.shape[1] != self.config.clip_dim:
+            raise ValueError(f"catalog embeddings have {catalog.video_clip.shape[1]} dimensions, "
+                             f"the network was built for {self.config.clip_dim}")
+        self.catalog = {"video_clip": catalog.video_clip.float(), "text_clip": catalog.text_clip.float(),
+                        "meta": catalog.meta.float(), "bucket": catalog.bucket.long(), "category": catalog.category}
+        self.video_cache = None
+
+    def cache_videos(self) -> None:
+        """Encode the whole catalog once (inference): scoring then only gathers rows."""
+        with torch.no_grad():
+            self.video_cache = None
+            self.video_cache = self.encode_videos(torch.arange(len(self.catalog["bucket"])))
+
+    def encode_videos(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Group vectors and the item vector (their sum) of catalog videos: index [n] -> each [n, d]."""
+        if self.video_cache is not None:
+            return {k: v[index] for k, v in self.video_cache.items()}
+        on = self.config.groups
+        bucket = self.catalog["bucket"][index]
+        bucket = torch.where(self.video_seen[bucket], bucket, torch.zeros_like(bucket))
+        if self.training and self.config.id_dropout:
+            bucket = torch.where(torch.rand(len(bucket)) < self.config.id_dropout, torch.zeros_like(bucket), bucket)
+        out = {"video_clip": self.video_clip(self.catalog["video_clip"][index]),
+               "text_clip": self.text_clip(self.catalog["text_clip"][index]),
+               "video_id": self.video_id(bucket), "meta": self.meta(self.catalog["meta"][index])}
+        out = {g: (v if g in on else torch.zeros_like(v)) for g, v in out.items()}
+        out["category"] = torch.zeros_like(out["meta"])
+        if hasattr(self, "content_head"):
+            out["category_logits"] = self.content_head(torch.cat([out["video_clip"], out["text_clip"]], 1))
+            if "category" in on:
+                out["category"] = F.softmax(out["category_logits"], -1).detach() @ self.category_embedding.weight
+        out["item"] = sum(out[g] for g in VIDEO_GROUPS)
+        return out
+
+    def category_logits(self, videos: torch.Tensor, permute: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """[n, C] category logits of catalog videos from their content alone."""
+        if hasattr(self, "content_head"):
+            encoded = self.encode_videos(videos)
+            parts = {g: encoded[g] for g in CONTENT_GROUPS}
+            for g, order in (permute or {}).items():
+                if g in parts:
+                    parts[g] = parts[g][order]
+            return self.content_head(torch.cat([parts["video_clip"], parts["text_clip"]], 1))
+        return self(video_batch(videos), keep=CONTENT_GROUPS, permute=permute)["category"]
+
+    # ---- feature groups ---------------------------------------------------------------------------------
+    def user_buckets(self, user: torch.Tensor) -> torch.Tensor:
+        user = torch.where(self.user_seen[user], user, torch.zeros_like(user))
+        if self.training and self.config.id_dropout:
+            user = torch.where(torch.rand(len(user)) < self.config.id_dropout, torch.zeros_like(user), user)
+        return user
+
+    def context_vector(self, batch: dict) -> torch.Tensor:
+        return (self.hour(batch["hour"]) + self.weekday(batch["weekday"]) + self.device(batch["device"])
+                + self.region(batch["region"]))
+
+    def groups(self, batch: dict, keep: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        """Each feature group's vector [B, d]; groups switched off, or not kept for this task, are zeros."""
+        on = [g for g in self.config.groups if keep is None or g in keep]
+        history = batch["history"]  # [B, L]
+        unique, inverse = torch.unique(torch.cat([batch["video"], history.clamp(min=0).flatten()]),
+                                       return_inverse=True)
+        videos = self.encode_videos(unique)
+        candidate = {k: v[inverse[:len(batch["video"])]] for k, v in videos.items()}  # each [B, d]
+        out = {g: candidate[g] for g in VIDEO_GROUPS}
+        B, d = len(batch["video"]), self.config.d
+        if "history" in on:
+            items = videos["item"][inverse[len(batch["video"]):]].view(B, -1, d)  # [B, L, d]
+            valid = history >= 0  # [B, L]
+            attention = (self.key(items) @ self.query(candidate["item"]).unsqueeze(-1)).squeeze(-1) / d ** 0.5
+            if self.config.history_pool == "din":  # each past click counts on its own: four alike beat one
+                attention = torch.sigmoid(attention) * valid / history.shape[1] ** 0.5
+            else:
+                attention = F.softmax(attention.masked_fill(~valid, -1e9), dim=-1) * valid  # [B, L]; no history: 0
+            out["history"] = (attention.unsqueeze(-1) * items).sum(1)
+        if "user_id" in on:
+            out["user_id"] = self.user_id(self.user_buckets(batch["user"]))
+        if "context" in on:
+            out["context"] = self.context_vector(batch)
+        zeros = torch.zeros(B, d)
+        return {g: out[g] if g in on and g in out else zeros for g in GROUPS}
+
+    def feature_gates(self) -> torch.Tensor:
+        return torch.sigmoid(self.gate_logits)  # [G]
+
+    def interaction(self, groups: dict[str, torch.Tensor]) -> torch.Tensor:
+        E = torch.stack([groups[g] for g in GROUPS], 1) * self.feature_gates().view(1, -1, 1)  # [B, G, d]
+        G = E.shape[1]
+        i, j = torch.triu_indices(G, G, offset=1)
+        dots = (E @ E.transpose(1, 2))[:, i, j]  # [B, G(G-1)/2]
+        return torch.cat([E.flatten(1), dots], 1)
+
+    # ---- the network ------------------------------------------------------------------------------------
+    def forward(self, batch: dict, keep: tuple[str, ...] | None = None,
+                permute: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Logits per tower task: click/like/watch [B], category [B, C], context [B, 8 + devices].
+        keep: the feature groups this pass may see; permute: {group: row order} shuffles a group's vectors
+        across rows (permutation importance)."""
+        groups = self.groups(batch, keep)
+        for g, order in (permute or {}).items():
+            groups[g] = groups[g][order]
+        x = self.interaction(groups)
+        tasks = self.config.tower_tasks
+        self.gate_weights = {}
+        if self.config.arch == "shared-bottom":
+            shared = self.bottom(x)
+            h = {t: shared for t in tasks}
+        elif self.config.arch == "mmoe":
+            experts = self.experts(x)  # [B, n, H]
+            h = {}
+            for t in tasks:
+                h[t], self.gate_weights[t] = gated_sum(self.expert_gates[t], x, experts)
+        else:
+            h = self.ple(x)
+        out = {t: self.towers[t](h[t]) for t in tasks}
+        return {t: (v.squeeze(-1) if v.shape[-1] == 1 else v) for t, v in out.items()}
+
+    def probabilities(self, logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Logits -> P(click), P(like | click), E[watch fraction | click], P(category), P(hour slot), P(device)."""
+        out = {}
+        for t, value in logits.items():
+            if t in ("click", "like", "watch"):
+                out[t] = torch.sigmoid(value + self.logit_shift[TOWER_TASKS.index(t)])
+            elif t == "category":
+                out[t] = F.softmax(value, -1)
+            elif t == "context":
+                out["hour_slot"] = F.softmax(value[:, :HOUR_SLOTS], -1)
+                out["device"] = F.softmax(value[:, HOUR_SLOTS:], -1)
+        return out
+
+    def ple(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        tasks = self.config.tower_tasks
+        inputs, shared_input = {t: x for t in tasks}, x
+        for level, modules in enumerate(self.levels):
+            shared = modules["shared"](shared_input)  # [B, n_shared, H]
+            specific = {t: modules["specific"][t](inputs[t]) for t in tasks}  # each [B, n_task, H]
+            outputs = {}
+            for t in tasks:
+                outputs[t], weights = gated_sum(modules["gates"][t], inputs[t], torch.cat([specific[t], shared], 1))
+                if level == len(self.levels) - 1:
+                    self.gate_weights[t] = weights
+            if "shared_gate" in modules:
+                everything = torch.cat([shared, *specific.values()], 1)
+                shared_input, _ = gated_sum(modules["shared_gate"], shared_input, everything)
+            inputs = outputs
+        return inputs
+
+    # ---- retrieval: two towers ---------------------------------------------------------------------------
+    def user_vectors(self, batch: dict) -> torch.Tensor:
+        """[B, r] unit query vectors from the mean of the history's items, the user id and the context."""
+        d = self.config.d
+        history = batch["history"]
+        items = self.encode_videos(history.clamp(min=0).flatten())["item"].view(len(history), -1, d)
+        valid = (history >= 0).unsqueeze(-1).float()
+        mean = (items * valid).sum(1) / valid.sum(1).clamp(min=1)
+        user = self.user_id(self.user_buckets(batch["user"]))
+        if "user_id" not in self.config.groups:
+            user = torch.zeros_like(user)
+        if "history" not in self.config.groups:
+            mean = torch.zeros_like(mean)
+        context = self.context_vector(batch) if "context" in self.config.groups else torch.zeros_like(user)
+        return F.normalize(self.user_tower(torch.cat([mean, user, context], 1)), dim=-1)
+
+    def video_vectors(self, index: torch.Tensor) -> torch.Tensor:
+        """[n, r] unit vectors of catalog videos (content, and the id where it was seen in training)."""
+        return F.normalize(self.video_tower(self.encode_videos(index)["item"]), dim=-1)
+
+    def retrieval_logits(self, batch: dict) -> torch.Tensor:
+        """[B, B] scores of every row's user against every row's video (in-batch negatives)."""
+        scale = self.log_scale.clamp(max=4.0).exp()
+        return scale * self.user_vectors(batch) @ self.video_vectors(batch["video"]).T
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The layer every task's gradient flows through (GradNorm measures gradient norms here)."""
+        return [m.weight for g, m in (("video_clip", self.video_clip), ("text_clip", self.text_clip))
+                if g in self.config.groups]
