@@ -1,7 +1,8 @@
 """`vidrec serve [--port P]`: the Streamlit web UI on 127.0.0.1, headless, for one data directory.
 
 The data directory reaches the app through VIDREC_DATA_DIR (as the CLI reads it). Streamlit runs as a
-child process (it wants the main thread and its own event loop); Ctrl+C or SIGTERM stops both.
+child process (it wants the main thread and its own event loop); Ctrl+C or SIGTERM stops both. The
+address and streamlit's messages go to stderr, like every command's logs.
 """
 from __future__ import annotations
 
@@ -53,8 +54,13 @@ def serve(data_dir: Path | str, port: int = DEFAULT_PORT, open_message: bool = T
         raise Failure(f"port {port} on {HOST} is in use: choose another with --port")
     env = dict(os.environ, VIDREC_DATA_DIR=str(folder), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
     if open_message:
-        print(f"vidrec web UI: http://{HOST}:{port}/  (data: {folder}; Ctrl+C stops it)", flush=True)
-    child = subprocess.Popen(streamlit_command(port), env=env, cwd=str(MAIN.parents[2]))
+        print(f"vidrec web UI: http://{HOST}:{port}/  (data: {folder}; Ctrl+C stops it)", file=sys.stderr, flush=True)
+    # streamlit's own messages go to stderr too: `vidrec demo --json` keeps stdout for its one JSON document
+    try:
+        out = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured stderr without a file behind it
+        out = None
+    child = subprocess.Popen(streamlit_command(port), env=env, cwd=str(MAIN.parents[2]), stdout=out)
 
     def stop(signum, frame):  # pass SIGTERM on, then exit as asked
         child.terminate()

@@ -277,3 +277,24 @@ def test_parse_link():
     assert values == {"user": "u1", "hour": 7, "weekday": 6, "device": "tv"} and not problems
     values, problems = state.parse_link({"hour": "24", "weekday": "x"})
     assert values == {} and len(problems) == 2
+
+
+# ---- vidrec serve -------------------------------------------------------------------------------------------
+def test_serve_is_safe_by_default_and_refuses_clearly(tmp_path, ui_base):
+    import socket
+
+    from app.common import Failure
+    from app.serve import serve, streamlit_command
+
+    command = " ".join(streamlit_command(8600))
+    for option in ("--server.address 127.0.0.1", "--server.port 8600", "--server.headless true",
+                   "--server.enableXsrfProtection true", "--server.enableCORS true",
+                   f"--server.maxUploadSize {uploads.UPLOAD_LIMIT_MB}", "--browser.gatherUsageStats false"):
+        assert option in command
+    with pytest.raises(Failure, match="no catalog"):
+        serve(tmp_path / "empty")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(Failure, match="in use"):
+            serve(ui_base, busy.getsockname()[1])

@@ -9,6 +9,7 @@ from app.ui.widgets import duration, grid, md
 from index import browse
 from index.api import Vidrec
 from ingest.pipeline import IngestOptions
+from ingest.training import ModelError
 
 PER_PAGE = 18
 
@@ -35,7 +36,13 @@ def run_ingest(paths=(), manifest=None, names: dict | None = None) -> None:
         def progress(done: int, total: int) -> None:
             bar.progress(done / max(total, 1), text=f"{done} of {total} files")
 
-        report = Vidrec(state.data_path()).ingest(paths, manifest, IngestOptions(progress=False, on_progress=progress))
+        try:
+            report = Vidrec(state.data_path()).ingest(paths, manifest,
+                                                      IngestOptions(progress=False, on_progress=progress))
+        except ModelError as exc:  # the videos are in; only the model's own index could not follow
+            st.session_state["ingest_report"] = {"warning": f"The videos were ingested, but the model's index could "
+                                                            f"not be updated: {' '.join(str(exc).split())}"}
+            st.rerun()
         failed = [{"file": (names or {}).get(f["path"], Path(f["path"]).name), "reason": f["reason"]}
                   for f in report.failed]
         status.update(label=f"Ingested {report.ingested}, {report.duplicates} already there, {len(failed)} refused",
@@ -49,7 +56,9 @@ browse_tab, add_tab, failed_tab = st.tabs(["Browse", "Add videos", f"Failed file
 
 with add_tab:
     last = st.session_state.get("ingest_report")
-    if last:
+    if last and "warning" in last:
+        st.warning(last["warning"])
+    elif last:
         text = (f"Last ingest: {last['ingested']} new, {last['duplicates']} already in the catalog, "
                 f"{len(last['failed'])} refused, in {last['seconds']:.1f} s.")
         (st.error if last["failed"] and not (last["ingested"] or last["duplicates"]) else st.success)(text)
