@@ -165,6 +165,28 @@ def similar_command(video_id: str = typer.Argument(..., help="A video id of the 
     run(as_json, body)
 
 
+@app.command("recommend")
+def recommend_command(
+        user: str = typer.Option(..., "--user", help="A user id (an unknown one gets a cold-start list)."),
+        hour: Optional[int] = typer.Option(None, "--hour", min=0, max=23, help="Local hour [default: now]."),
+        weekday: Optional[int] = typer.Option(None, "--weekday", min=0, max=6, help="0 = Monday [default: today]."),
+        device: Optional[str] = typer.Option(None, "--device", help="[default: the user's usual one]"),
+        region: Optional[str] = typer.Option(None, "--region", help="[default: the user's usual one]"),
+        k: int = KOption, as_json: bool = JsonOption):
+    """Personalised recommendations in a context, with per-task scores and reasons."""
+    def body():
+        api = open_api()
+        result = api.recommend(user, api.context(user, hour, weekday, device, region), k)
+        context = result["context"]
+        lines = [f"for {user} at {context['hour']:02d}h, weekday {context['weekday']}, on {context['device']} "
+                 f"in {context['region']}" + (" (cold start)" if result["cold_start"] else "")]
+        lines += [f"{i['score']:7.4f}  {i['video_id']}  {i['title']}  [{'; '.join(i['reasons'])}]"
+                  for i in result["items"]]
+        emit(result, as_json, "\n".join(lines))
+
+    run(as_json, body)
+
+
 @app.command("index")
 def index_command(as_json: bool = JsonOption):
     """Build or update the indexes from the store."""

@@ -13,11 +13,13 @@ from index.search import SearchError
 from index.vector_index import IndexFileError
 from ingest.interactions import InteractionsError
 from ingest.store import Store, StoreError
+from ingest.training import ModelError
 from ingest.tune import TuneError
 from models.clip import ClipError
 
 # Exceptions whose message is a one-line reason for the user (exit 1); command modules may add theirs.
-USER_ERRORS: list[type[Exception]] = [ClipError, StoreError, InteractionsError, TuneError, SearchError, IndexFileError]
+USER_ERRORS: list[type[Exception]] = [ClipError, StoreError, InteractionsError, TuneError, SearchError, IndexFileError,
+                                      ModelError]
 
 options = {"data_dir": None}
 

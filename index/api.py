@@ -7,19 +7,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ingest.interactions import log_impressions, record_feedback
 from ingest.pipeline import IngestOptions, IngestReport, ingest
 from ingest.store import Store
+from models.context import Context
 
 from .catalog_index import FUSED, CatalogIndex
+from .recommend import RecommendConfig, Recommender
 from .search import Searcher
 from .vector_index import IndexConfig, IndexFileError
 
 
 class Vidrec:
-    def __init__(self, data_dir: Path | str, *, create: bool = False, index_config: IndexConfig = IndexConfig()):
+    def __init__(self, data_dir: Path | str, *, create: bool = False, index_config: IndexConfig = IndexConfig(),
+                 recommend_config: RecommendConfig = RecommendConfig()):
         self.store = Store(data_dir, create=create)
         self.indexes = {FUSED: CatalogIndex(self.store, FUSED, index_config)}
         self.searcher = Searcher(self.store, index=self.indexes[FUSED])
+        self.recommender = Recommender(self.store, self.searcher, recommend_config)
 
     # ---- catalog ------------------------------------------------------------------------------
     def status(self) -> dict:
@@ -39,10 +44,13 @@ class Vidrec:
         return removed
 
     def refresh_indexes(self) -> list[dict]:
-        """Build or update every index; returns their descriptions."""
+        """Build or update every index (the model's too, once there is a model); returns their descriptions."""
         if not self.store.count("videos"):
             raise IndexFileError("the catalog is empty: ingest videos first")
-        return [index.ensure().to_json() | {"action": index.action} for index in self.indexes.values()]
+        indexes = list(self.indexes.values())
+        if self.store.count("models"):
+            indexes.append(self.recommender.model_index())
+        return [index.ensure().to_json() | {"action": index.action} for index in indexes]
 
     # ---- search -------------------------------------------------------------------------------
     def search(self, text: str, k: int = 10) -> list[dict]:
@@ -53,3 +61,26 @@ class Vidrec:
 
     def similar_to_file(self, path: Path | str, k: int = 10) -> list[dict]:
         return self.searcher.similar_to_file(path, k)
+
+    # ---- recommendations ------------------------------------------------------------------------
+    def context(self, user_id: str, hour: int | None = None, weekday: int | None = None, device: str | None = None,
+                region: str | None = None) -> Context:
+        return self.recommender.context_for(user_id, hour, weekday, device, region)
+
+    def recommend(self, user_id: str, context: Context | None = None, k: int = 10, session_history=(),
+                  exclude=()) -> dict:
+        context = context or self.context(user_id)
+        return self.recommender.recommend(user_id, context, k, list(session_history), list(exclude))
+
+    def popular(self, context: Context, k: int = 10) -> list[dict]:
+        top = self.recommender.popular(context, k)
+        titles = dict(self.store.db.execute(
+            f"SELECT video_id, title FROM videos WHERE video_id IN ({','.join('?' * len(top))})",
+            [v for v, _ in top]).fetchall()) if top else {}
+        return [{"video_id": v, "title": titles.get(v, ""), "clicks": round(c, 1)} for v, c in top]
+
+    def log_impressions(self, user_id: str, video_ids: list[str], context: Context) -> int:
+        return log_impressions(self.store, user_id, video_ids, context)
+
+    def feedback(self, user_id: str, video_id: str, action: str, context: Context) -> None:
+        record_feedback(self.store, user_id, video_id, action, context)

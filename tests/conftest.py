@@ -73,3 +73,21 @@ def tuned_catalog(tiny_catalog, tmp_path_factory):
 
 
 TUNE_EPOCHS = 15
+
+
+@pytest.fixture(scope="session")
+def trained_catalog(tuned_catalog, tmp_path_factory):
+    """The tuned tiny catalog with a trained multi-task model and its indexes. Read only."""
+    from index.api import Vidrec
+    from ingest.training import TrainOptions, train_and_save
+
+    data_dir = tmp_path_factory.mktemp("trained") / "data"
+    shutil.copytree(tuned_catalog[0], data_dir)
+    store = Store(data_dir)
+    report = train_and_save(store, TrainOptions(epochs=TRAIN_EPOCHS, progress=False))
+    store.close()
+    Vidrec(data_dir).refresh_indexes()
+    return data_dir, report
+
+
+TRAIN_EPOCHS = 8

@@ -1,0 +1,268 @@
+"""The recommender: candidates from several sources, ranked in context by the multi-task model, fused into
+one score, diversified, and explained.
+
+Sources: neighbours of the user's recent history (the fused CLIP index), the model's retrieval
+vectors (a FAISS index of the model's video vectors), what is popular in this context (device and
+time of day), and fresh or exploratory videos. Already-watched videos are left out. A new video with
+no interactions reaches lists through its content (retrieval vectors and neighbours come from CLIP).
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from ingest.store import Store, from_blob
+from ingest.training import ModelError, load_model
+from models.context import Context
+
+from .catalog_index import CatalogIndex
+from .search import Searcher
+
+DAYPARTS = ((0, 6, "at night"), (6, 12, "in the morning"), (12, 18, "in the afternoon"), (18, 24, "in the evening"))
+DEVICE_NAMES = {"tv": "TV", "mobile": "mobile", "desktop": "desktop", "tablet": "tablet"}
+
+
+@dataclass(frozen=True)
+class RecommendConfig:
+    """How lists are made (data: change it per call or per deployment)."""
+
+    task_weights: dict = field(default_factory=lambda: {"click": 1.0, "like": 0.5, "watch": 0.5})
+    history_seeds: int = 10  # recent history videos whose neighbours become candidates
+    per_seed: int = 20
+    retrieval: int = 200  # from the model's retrieval vectors
+    popular: int = 100  # popular in this context
+    fresh: int = 30
+    explore: int = 20
+    popular_days: int = 30  # the window popularity is counted over, before the latest interaction
+    mmr_lambda: float = 0.8  # 1: pure score; lower: more diverse
+    category_share: float = 0.4  # at most this share of a list from one category
+
+
+def daypart(hour: int) -> str:
+    return next(name for start, end, name in DAYPARTS if start <= hour < end)
+
+
+class Recommender:
+    def __init__(self, store: Store, searcher: Searcher, config: RecommendConfig = RecommendConfig()):
+        self.store = store
+        self.searcher = searcher
+        self.config = config
+        self._model = None
+        self._model_index: CatalogIndex | None = None
+        self._popularity: tuple[tuple, dict] | None = None
+
+    # ---- the model and its retrieval index ------------------------------------------------------
+    @property
+    def model(self):
+        """The newest usable model, reloaded when a newer one is trained or the CLIP changes."""
+        newest = self.store.db.execute("SELECT model_id FROM models ORDER BY created_at DESC LIMIT 1").fetchone()
+        if newest is None:
+            raise ModelError("no trained model: run `vidrec train`")
+        if self._model is None or self._model.model_id != newest[0] or \
+                self._model.clip_version != self.store.clip_version().version:
+            self._model = load_model(self.store)
+            self._model_index = None
+        return self._model
+
+    def model_index(self) -> CatalogIndex:
+        model = self.model
+        if self._model_index is None:
+            def source(since):
+                ids, _, vectors = model.video_vectors()
+                if since is None:
+                    return ids, vectors
+                changed = {r[0] for r in self.store.db.execute("SELECT id FROM videos WHERE changed > ?", (since,))}
+                keep = np.isin(ids, np.array(sorted(changed), np.int64))
+                return ids[keep], vectors[keep]
+            self._model_index = CatalogIndex(self.store, f"model-{model.model_id}"[:60], self.searcher.index.config,
+                                             source=source, extra_stamp={"model": model.model_id})
+        self._model_index.ensure()
+        return self._model_index
+
+    # ---- context --------------------------------------------------------------------------------
+    def context_for(self, user_id: str, hour: int | None = None, weekday: int | None = None,
+                    device: str | None = None, region: str | None = None) -> Context:
+        """Missing parts: now in local time, and the user's usual device and region (the catalog's most
+        usual ones for a user it has never seen)."""
+        now = datetime.now().astimezone()
+        usual = self.usual(user_id)
+        return Context(hour=now.hour if hour is None else hour, weekday=now.weekday() if weekday is None else weekday,
+                       device=device or usual["device"], region=region or usual["region"])
+
+    def usual(self, user_id: str) -> dict:
+        out = {}
+        for column in ("device", "region"):
+            row = self.store.db.execute(
+                f"SELECT {column} FROM interactions WHERE user_id = ? AND {column} IS NOT NULL "
+                f"GROUP BY {column} ORDER BY COUNT(*) DESC LIMIT 1", (user_id,)).fetchone() or \
+                self.store.db.execute(f"SELECT {column} FROM interactions WHERE {column} IS NOT NULL "
+                                      f"GROUP BY {column} ORDER BY COUNT(*) DESC LIMIT 1").fetchone()
+            out[column] = row[0] if row else None
+        return out
+
+    # ---- recommending -----------------------------------------------------------------------------
+    def recommend(self, user_id: str, context: Context, k: int = 10, session_history: list[str] = (),
+                  exclude: list[str] = ()) -> dict:
+        """A list of k videos for this user in this context; `session_history` (videos just watched or
+        liked in the UI, most recent last) counts as history before any retraining."""
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        model = self.model
+        history = self.history(user_id) + [v for v in session_history if self.store.video(v) is not None]
+        watched = set(history) | set(exclude)
+        cold_start = not history
+        candidates: dict[str, list[str]] = defaultdict(list)  # video_id -> reasons from its sources
+        self._from_history(history, candidates)
+        self._from_retrieval(model, user_id, context, history, candidates)
+        self._popular(context, candidates)
+        self._fresh_and_explore(user_id, candidates)
+        pool = [v for v in candidates if v not in watched]
+        if not pool:
+            return {"items": [], "cold_start": cold_start, "context": context.__dict__}
+        scores = model.score(user_id, pool, context, history=history)
+        fused = self.fuse(scores)
+        chosen = self._diversify(pool, fused, k)
+        categories = self._categories(model, [pool[i] for i in chosen])
+        interests = self._interests(history, model)
+        titles = dict(self.store.db.execute(
+            f"SELECT video_id, title FROM videos WHERE video_id IN ({','.join('?' * len(chosen))})",
+            [pool[i] for i in chosen]).fetchall())
+        items = []
+        for i in chosen:
+            video_id = pool[i]
+            reasons = list(dict.fromkeys(candidates[video_id]))
+            if categories[video_id] in interests:
+                reasons.insert(0, f"matches your interest in {categories[video_id]}")
+            items.append({"video_id": video_id, "title": titles.get(video_id, ""), "score": round(float(fused[i]), 4),
+                          "scores": {t: round(float(v[i]), 4) for t, v in scores.items()},
+                          "reasons": reasons[:3], "category": categories[video_id]})
+        return {"items": items, "cold_start": cold_start, "context": context.__dict__}
+
+    def fuse(self, scores: dict[str, np.ndarray]) -> np.ndarray:
+        """Expected value of an impression: P(click) x (w_click + w_like P(like|click) + w_watch E[watch|click])."""
+        w = self.config.task_weights
+        value = w.get("click", 1.0) + w.get("like", 0.0) * scores["like"] + w.get("watch", 0.0) * scores["watch"]
+        return scores["click"] * value
+
+    def history(self, user_id: str) -> list[str]:
+        """The videos the user clicked, oldest first."""
+        return [r[0] for r in self.store.db.execute(
+            "SELECT video_id FROM interactions WHERE user_id = ? AND clicked = 1 ORDER BY ts", (user_id,))]
+
+    # ---- sources ----------------------------------------------------------------------------------
+    def _from_history(self, history: list[str], candidates: dict) -> None:
+        seeds = list(dict.fromkeys(reversed(history)))[: self.config.history_seeds]
+        for seed in seeds:
+            title = self.store.video(seed)["title"]
+            for item in self.searcher.similar(seed, self.config.per_seed):
+                candidates[item["video_id"]].append(f"like “{title}” you watched")
+
+    def _from_retrieval(self, model, user_id: str, context: Context, history: list[str], candidates: dict) -> None:
+        index = self.model_index()
+        query = model.user_vector(user_id, context, history=history).astype(np.float32)[None]
+        _, ids = index.search(query, self.config.retrieval)
+        found = [int(i) for i in ids[0] if i >= 0]
+        for video_id in self.searcher.titles(found).values():
+            candidates[video_id[0]].append("picked for you")
+
+    def popular(self, context: Context, k: int) -> list[tuple[str, float]]:
+        """The baseline: videos by recent clicks in this context (same device and part of day counts most)."""
+        counts, ranked = self.popularity()
+        slot = daypart(context.hour)
+        key = (context.device, slot)
+        if key not in ranked:  # computed once per context and store revision
+            score = Counter()
+            for (video_id, device, part), clicks in counts.items():
+                score[video_id] += clicks * (1.0 if (device, part) == key else 0.3 if part == slot else 0.1)
+            ranked[key] = score.most_common()
+        return ranked[key][:k]
+
+    def _popular(self, context: Context, candidates: dict) -> None:
+        slot = daypart(context.hour)
+        where = f"on {DEVICE_NAMES.get(context.device, context.device)} {slot}" if context.device else slot
+        for video_id, _ in self.popular(context, self.config.popular):
+            candidates[video_id].append(f"popular {where}")
+
+    def popularity(self) -> tuple[Counter, dict]:
+        """Clicks per (video, device, part of day) over the recent window, and the lists ranked from them so
+        far; cached per store revision."""
+        key = (self.store.revision, self.store.db.execute("SELECT MAX(rowid) FROM interactions").fetchone()[0])
+        if self._popularity is None or self._popularity[0] != key:
+            latest = self.store.db.execute("SELECT MAX(ts) FROM interactions").fetchone()[0] or 0
+            since = latest - self.config.popular_days * 86400
+            counts = Counter()
+            for video_id, device, hour, clicks in self.store.db.execute(
+                    "SELECT video_id, device, hour, SUM(clicked) FROM interactions WHERE ts >= ? "
+                    "GROUP BY video_id, device, hour", (since,)):
+                counts[(video_id, device, daypart(hour))] += clicks
+            self._popularity = (key, (counts, {}))
+        return self._popularity[1]
+
+    def _fresh_and_explore(self, user_id: str, candidates: dict) -> None:
+        rows = self.store.db.execute(
+            "SELECT video_id FROM videos ORDER BY COALESCE(published_at, added_at) DESC, id DESC LIMIT ?",
+            (self.config.fresh,)).fetchall()
+        for (video_id,) in rows:
+            candidates[video_id].append("new in the catalog")
+        everything = [r[0] for r in self.store.db.execute("SELECT video_id FROM videos")]
+        rng = random.Random(f"{user_id}:{datetime.now().date()}")  # a different handful each day
+        for video_id in rng.sample(everything, min(self.config.explore, len(everything))):
+            candidates[video_id].append("something different")
+
+    # ---- ranking helpers --------------------------------------------------------------------------
+    def _diversify(self, pool: list[str], scores: np.ndarray, k: int) -> list[int]:
+        """MMR over the videos' CLIP embeddings, with a cap on any one category's share."""
+        k = min(k, len(pool))
+        vectors = self._clip_vectors(pool)
+        relevance = scores / max(float(scores.max()), 1e-9)
+        categories = self._labels(pool)
+        cap = max(1, math.ceil(self.config.category_share * k))
+        per_category = Counter()
+        chosen: list[int] = []
+        best_sim = np.full(len(pool), -np.inf)
+        lam = self.config.mmr_lambda
+        while len(chosen) < k:
+            mmr = lam * relevance - (1 - lam) * np.where(np.isfinite(best_sim), best_sim, 0.0)
+            mmr[chosen] = -np.inf
+            full = {c for c, n in per_category.items() if n >= cap and c is not None}
+            capped = np.where([c in full for c in categories], -np.inf, mmr)
+            pick = int(np.argmax(capped)) if np.isfinite(capped).any() else int(np.argmax(mmr))
+            chosen.append(pick)
+            per_category[categories[pick]] += 1
+            best_sim = np.maximum(best_sim, vectors @ vectors[pick])
+        return chosen
+
+    def _clip_vectors(self, video_ids: list[str]) -> np.ndarray:
+        version = self.store.clip_version().version
+        dim = self.store.embedding_dim(version)
+        rows = dict(self.store.db.execute(
+            f"SELECT v.video_id, e.video_emb FROM embeddings e JOIN videos v ON v.id = e.video "
+            f"WHERE e.version = ? AND v.video_id IN ({','.join('?' * len(video_ids))})", [version, *video_ids]))
+        return np.vstack([from_blob(rows[v], dim) if v in rows else np.zeros((1, dim), np.float32) for v in video_ids])
+
+    def _labels(self, video_ids: list[str]) -> list[str | None]:
+        rows = dict(self.store.db.execute(
+            f"SELECT video_id, category FROM videos WHERE video_id IN ({','.join('?' * len(video_ids))})", video_ids))
+        return [rows.get(v) for v in video_ids]
+
+    def _categories(self, model, video_ids: list[str]) -> dict[str, str | None]:
+        """The label, or the model's prediction for an unlabelled video."""
+        labels = dict(zip(video_ids, self._labels(video_ids)))
+        missing = [v for v, c in labels.items() if not c]
+        if missing:
+            names, probs = model.category_probabilities(missing)
+            labels.update({v: names[int(p.argmax())] for v, p in zip(missing, probs)})
+        return labels
+
+    def _interests(self, history: list[str], model) -> set[str]:
+        """The categories that make up most of the user's history."""
+        if not history:
+            return set()
+        counts = Counter(self._categories(model, list(dict.fromkeys(history[-50:]))).values())
+        total = sum(counts.values())
+        return {c for c, n in counts.most_common(3) if c and n / total >= 0.2}
