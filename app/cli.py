@@ -19,8 +19,8 @@ try:  # recent typer vendors click
 except ImportError:  # pragma: no cover - older typer on real click
     from click.exceptions import UsageError
 
-from app.common import (Failure, JsonOption, KOption, emit, open_api, open_store, options, progress_wanted,
-                        run)
+from app.common import (Failure, JsonOption, KOption, data_dir, emit, open_api, open_store, options,
+                        progress_wanted, run)
 from ingest.interactions import import_interactions
 from ingest.pipeline import IngestOptions
 from ingest.tune import TuneOptions, tune_catalog_clip
@@ -31,7 +31,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 @app.callback()
 def _global(data_dir: Optional[Path] = typer.Option(
-        None, "--data-dir", help="Data directory [default: $VIDREC_DATA_DIR, else ./vidrec-data].")):
+        None, "--data-dir", help="Data directory (default: $VIDREC_DATA_DIR, else ./vidrec-data).")):
     options["data_dir"] = data_dir
 
 
@@ -168,10 +168,10 @@ def similar_command(video_id: str = typer.Argument(..., help="A video id of the 
 @app.command("recommend")
 def recommend_command(
         user: str = typer.Option(..., "--user", help="A user id (an unknown one gets a cold-start list)."),
-        hour: Optional[int] = typer.Option(None, "--hour", min=0, max=23, help="Local hour [default: now]."),
-        weekday: Optional[int] = typer.Option(None, "--weekday", min=0, max=6, help="0 = Monday [default: today]."),
-        device: Optional[str] = typer.Option(None, "--device", help="[default: the user's usual one]"),
-        region: Optional[str] = typer.Option(None, "--region", help="[default: the user's usual one]"),
+        hour: Optional[int] = typer.Option(None, "--hour", min=0, max=23, help="Local hour (default: now)."),
+        weekday: Optional[int] = typer.Option(None, "--weekday", min=0, max=6, help="0 = Monday (default: today)."),
+        device: Optional[str] = typer.Option(None, "--device", help="(default: the user's usual one)"),
+        region: Optional[str] = typer.Option(None, "--region", help="(default: the user's usual one)"),
         k: int = KOption, as_json: bool = JsonOption):
     """Personalised recommendations in a context, with per-task scores and reasons."""
     def body():
@@ -201,18 +201,24 @@ def index_command(as_json: bool = JsonOption):
 
 @app.command("demo")
 def demo_command(
-        videos: int = typer.Option(400, "--videos", min=10, help="Videos in the demo world."),
+        videos: int = typer.Option(400, "--videos", min=24, help="Videos in the demo world (two per category at least)."),
         users: int = typer.Option(300, "--users", min=5, help="Users in the demo world."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the demo world."),
-        clip: Optional[str] = typer.Option(None, "--clip", help="CLIP for the demo [default: tiny]."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the demo world, tuning and training."),
+        clip: Optional[str] = typer.Option(None, "--clip", help="CLIP for the demo (default: tiny)."),
+        no_serve: bool = typer.Option(False, "--no-serve", help="Stop after building; do not start the web UI."),
+        port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port of the web UI on 127.0.0.1."),
         as_json: bool = JsonOption):
-    """Build the demo world and ingest it, with its interaction log."""
+    """Build the demo world, ingest it, tune its CLIP, train the model, index, and serve the web UI."""
     from app.demo import run_demo
+    from app.serve import serve
 
     def body():
         summary = run_demo(open_store(create=True), videos=videos, users=users, seed=seed, clip=clip,
                            progress=progress_wanted(as_json))
-        emit(summary, as_json, "\n".join(f"{k:14}{v}" for k, v in summary.items() if k != "failed"))
+        emit(summary, as_json, "\n".join(f"{k:14}{v}" for k, v in summary.items() if k not in ("failed", "metrics")))
+        sys.stdout.flush()
+        if not no_serve:
+            serve(data_dir(), port)
 
     run(as_json, body)
 

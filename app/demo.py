@@ -1,7 +1,8 @@
 """`vidrec demo`: the whole product on a generated world, end to end, in one command.
 
-It lives in `app/` because it orchestrates every floor below (world, ingest, and later training,
-indexes and the UI).
+It lives in `app/` because it orchestrates every floor below: the world, ingest, tune-clip, training,
+the indexes, and (in the command) the web UI. Each step is skipped when its result is already there,
+so a second `vidrec demo` goes straight to the UI.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ingest.demo import generate_world
 from ingest.interactions import import_interactions
 from ingest.pipeline import IngestOptions, ingest
 from ingest.store import Store
+from ingest.training import TrainOptions, train_and_save
 from ingest.tune import TuneOptions, tune_catalog_clip
 
 WORLD_DIR = "demo-world"
@@ -42,6 +44,11 @@ def run_demo(store: Store, *, videos: int, users: int, seed: int, clip: str | No
         _say("tuning the tiny CLIP on the demo world's frames and texts", progress)
         tuned = tune_catalog_clip(store, TuneOptions(seed=seed, progress=progress))
         metrics["clip"] = {"before": tuned["before"], "after": tuned["after"], "replaced": tuned["replaced"]}
+    current = store.clip_version().version
+    if not store.db.execute("SELECT 1 FROM models WHERE clip_version = ?", (current,)).fetchone():
+        _say("training the multi-task model", progress)
+        trained = train_and_save(store, TrainOptions(seed=seed, progress=progress))
+        metrics["model"] = {"model_id": trained["model_id"], "arch": trained["arch"], **trained["metrics"]}
     _say("building the indexes", progress)
     Vidrec(store.data_dir).refresh_indexes()
     status = store.status()
