@@ -236,6 +236,7 @@ def test_catalog_counts_browses_and_ingests_uploads(ui_data, tmp_path):
     assert len(Path(new["path"]).stem) == 32  # saved under a generated name
     assert store.count("failures") == 1
     store.close()
+    assert at.tabs[2].label == "Failed files (1)" and at.dataframe[1].value["reason"][0] == refused["reason"][0]
     assert new["video_id"] in shown(at, "catalog")  # newest first
     at.text_input(key="ingest_folder").set_value(str(tmp_path / "nowhere"))
     ok(at.run())

@@ -36,7 +36,7 @@ def act(action: str) -> None:
 
 
 st.markdown(f"## {md(video['title'] or video_id, 200)}")
-player, about = st.columns([3, 2], gap="large")
+player, about = st.columns([5, 4], gap="large")
 with player:
     if video["file_exists"]:
         st.video(video["path"], format=mimetypes.guess_type(video["path"])[0] or "video/mp4")
