@@ -210,9 +210,11 @@ def demo_command(
         as_json: bool = JsonOption):
     """Build the demo world, ingest it, tune its CLIP, train the model, index, and serve the web UI."""
     from app.demo import run_demo
-    from app.serve import serve
+    from app.serve import HOST, port_free, serve
 
     def body():
+        if not no_serve and not port_free(port):
+            raise Failure(f"port {port} on {HOST} is in use: choose another with --port, or --no-serve")
         summary = run_demo(open_store(create=True), videos=videos, users=users, seed=seed, clip=clip,
                            progress=progress_wanted(as_json))
         emit(summary, as_json, "\n".join(f"{k:14}{v}" for k, v in summary.items() if k not in ("failed", "metrics")))

@@ -10,6 +10,7 @@ from pathlib import Path
 from ingest.interactions import log_impressions, record_feedback
 from ingest.pipeline import IngestOptions, IngestReport, ingest
 from ingest.store import Store
+from ingest.training import ModelError
 from models.context import Context
 
 from .catalog_index import FUSED, CatalogIndex
@@ -44,13 +45,19 @@ class Vidrec:
         return removed
 
     def refresh_indexes(self) -> list[dict]:
-        """Build or update every index (the model's too, once there is a model); returns their descriptions."""
+        """Build or update every index (the model's too, once there is a usable model); returns their
+        descriptions. A model that cannot be loaded (stale after tune-clip, say) is reported, not raised:
+        the catalog's own indexes are current either way."""
         if not self.store.count("videos"):
             raise IndexFileError("the catalog is empty: ingest videos first")
-        indexes = list(self.indexes.values())
+        out = [index.ensure().to_json() | {"action": index.action} for index in self.indexes.values()]
         if self.store.count("models"):
-            indexes.append(self.recommender.model_index())
-        return [index.ensure().to_json() | {"action": index.action} for index in indexes]
+            try:
+                index = self.recommender.model_index()
+                out.append(index.info.to_json() | {"action": index.action})
+            except ModelError as exc:
+                out.append({"name": "model", "action": "skipped", "reason": " ".join(str(exc).split())})
+        return out
 
     # ---- search -------------------------------------------------------------------------------
     def search(self, text: str, k: int = 10) -> list[dict]:

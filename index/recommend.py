@@ -190,15 +190,17 @@ class Recommender:
 
     def popularity(self) -> tuple[Counter, dict]:
         """Clicks per (video, device, part of day) over the recent window, and the lists ranked from them so
-        far; cached per store revision."""
+        far; cached per store revision. The window ends at the newest imported interaction (an imported
+        log may be older than today's UI feedback, which counts too)."""
         key = (self.store.revision, self.store.db.execute("SELECT MAX(rowid) FROM interactions").fetchone()[0])
         if self._popularity is None or self._popularity[0] != key:
-            latest = self.store.db.execute("SELECT MAX(ts) FROM interactions").fetchone()[0] or 0
+            latest = self.store.db.execute("SELECT MAX(ts) FROM interactions WHERE source = 'import'").fetchone()[0] \
+                or self.store.db.execute("SELECT MAX(ts) FROM interactions").fetchone()[0] or 0
             since = latest - self.config.popular_days * 86400
             counts = Counter()
             for video_id, device, hour, clicks in self.store.db.execute(
                     "SELECT video_id, device, hour, SUM(clicked) FROM interactions WHERE ts >= ? "
-                    "GROUP BY video_id, device, hour", (since,)):
+                    "GROUP BY video_id, device, hour HAVING SUM(clicked) > 0", (since,)):
                 counts[(video_id, device, daypart(hour))] += clicks
             self._popularity = (key, (counts, {}))
         return self._popularity[1]

@@ -84,7 +84,8 @@ class Searcher:
         if k < 1:
             raise SearchError("k must be at least 1")
         scores, ids = self.index.search(vector.reshape(1, -1), k + (exclude is not None))
-        pairs = [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0 and i != exclude][:k]
+        scale = self.weights.video + self.weights.text  # a weighted mean of the two cosines, in [-1, 1]
+        pairs = [(int(i), float(s) / scale) for s, i in zip(scores[0], ids[0]) if i >= 0 and i != exclude][:k]
         titles = self.titles([i for i, _ in pairs])
         return [{"video_id": titles[i][0], "title": titles[i][1], "similarity": round(s, 4)}
                 for i, s in pairs if i in titles]

@@ -1,0 +1,172 @@
+"""The recommender, measured (python bench/bench_recommend.py [--quality-only | --latency-only]).
+
+1. Quality on the default demo world, per context: NDCG@10 of the recommended lists with the world's
+   true click probabilities as gains (the oracle's own top 10 has NDCG 1), against popularity in
+   context and against the model ranking every unwatched video (what candidate generation costs).
+2. Latency of `recommend` at a 100k-video catalog of synthetic embeddings (clustered, 128-d, with a
+   synthetic log and a model trained on it): p50 and p99 over many requests, warm caches.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.demo import run_demo  # noqa: E402
+from index.api import Vidrec  # noqa: E402
+from ingest.demo import load_truth  # noqa: E402
+from ingest.store import Store, to_blob  # noqa: E402
+from ingest.training import TrainOptions, train_and_save  # noqa: E402
+from models.context import Context  # noqa: E402
+
+CACHE = ROOT / "bench" / ".cache"
+CONTEXTS = {"weekday morning, mobile": (8, 0, "mobile"), "weekday lunch, desktop": (13, 2, "desktop"),
+            "saturday evening, TV": (21, 5, "tv"), "friday late night, tablet": (23, 4, "tablet")}
+
+
+def ndcg(gains_of_list: np.ndarray, ideal: np.ndarray) -> float:
+    discounts = 1 / np.log2(np.arange(2, 12))
+    return float((gains_of_list[:10] * discounts[:len(gains_of_list[:10])]).sum() / (ideal[:10] * discounts[:len(ideal[:10])]).sum())
+
+
+def quality(data_dir: Path, users: int) -> dict:
+    api = Vidrec(data_dir)
+    truth = load_truth(data_dir / "demo-world")
+    model = api.recommender.model
+    everyone = sorted(truth.user_ids)
+    rng = np.random.default_rng(0)
+    sample = [everyone[i] for i in rng.choice(len(everyone), min(users, len(everyone)), replace=False)]
+    videos = [r["video_id"] for r in api.store.videos()]
+    out = {}
+    for name, (hour, weekday, device) in CONTEXTS.items():
+        rec, pop, full = [], [], []
+        for user in sample:
+            region = truth.user_region[user]
+            context = Context(hour=hour, weekday=weekday, device=device, region=region)
+            watched = set(api.recommender.history(user))
+            pool = [v for v in videos if v not in watched]
+            true = dict(zip(pool, truth.click_probability([user] * len(pool), pool, hour, weekday, device, region)))
+            ideal = np.sort(np.array(list(true.values())))[::-1]
+            listed = [i["video_id"] for i in api.recommend(user, context, k=10)["items"]]
+            rec.append(ndcg(np.array([true[v] for v in listed]), ideal))
+            popular = [v for v, _ in api.recommender.popular(context, 10 + len(watched)) if v not in watched][:10]
+            pop.append(ndcg(np.array([true[v] for v in popular]), ideal))
+            scores = api.recommender.fuse(model.score(user, pool, context))
+            ranked = [pool[i] for i in np.argsort(-scores)[:10]]
+            full.append(ndcg(np.array([true[v] for v in ranked]), ideal))
+        out[name] = {"recommend_ndcg10": round(float(np.mean(rec)), 4), "popularity_ndcg10": round(float(np.mean(pop)), 4),
+                     "model_over_all_videos_ndcg10": round(float(np.mean(full)), 4)}
+        print(name, out[name], file=sys.stderr, flush=True)
+    return out
+
+
+def demo_catalog() -> Path:
+    data_dir = CACHE / "demo-default"
+    if not (data_dir / "catalog.db").exists() or not Store(data_dir).count("models"):
+        run_demo(Store(data_dir), videos=400, users=300, seed=0, progress=False)
+    return data_dir
+
+
+def synthetic_catalog(n: int = 100_000, dim: int = 128, users: int = 2000, impressions: int = 60_000) -> Path:
+    """A catalog of n videos with clustered synthetic embeddings and a synthetic log (no video files)."""
+    data_dir = CACHE / f"synthetic-{n}"
+    if (data_dir / "catalog.db").exists() and Store(data_dir).count("models"):
+        return data_dir
+    rng = np.random.default_rng(0)
+    store = Store(data_dir)
+    categories = [f"c{i}" for i in range(50)]
+    centres = rng.standard_normal((50, dim)).astype(np.float32)
+    with store.transaction():
+        store.add_clip_version(1, "tiny", None, None, {"synthetic": True})
+        store.set_current_clip(1)
+        for start in range(0, n, 5000):
+            rows, embeddings = [], []
+            for i in range(start, min(n, start + 5000)):
+                c = int(rng.integers(0, 50))
+                vec = centres[c] + 0.7 * rng.standard_normal(dim).astype(np.float32)
+                vec /= np.linalg.norm(vec)
+                text = centres[c] + 0.9 * rng.standard_normal(dim).astype(np.float32)
+                text /= np.linalg.norm(text)
+                rows.append((i + 1, f"s{i:06d}", f"h{i}", f"/synthetic/{i}.mp4", f"video {i} of {categories[c]}",
+                             categories[c], float(rng.uniform(5, 600)), 640, 360, "h264", 1000, "2026-01-01", i + 1))
+                embeddings.append((i + 1, 1, to_blob(vec), to_blob(vec[None]), to_blob(text), to_blob(text),
+                                   to_blob(text), to_blob(text)))
+            store.db.executemany("INSERT INTO videos(id, video_id, content_hash, path, title, category, duration, width, "
+                                 "height, codec, size_bytes, added_at, changed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            store.db.executemany("INSERT INTO embeddings(video, version, video_emb, frames_emb, title_emb, desc_emb, "
+                                 "tags_emb, text_emb) VALUES (?,?,?,?,?,?,?,?)", embeddings)
+        store.db.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (str(n + 1),))
+        taste = rng.integers(0, 50, (users, 3))
+        video_category = np.array([int(r[0][1:]) for r in store.db.execute("SELECT category FROM videos ORDER BY id")])
+        by_category = [np.flatnonzero(video_category == c) for c in range(50)]
+        log = []
+        for j in range(impressions):
+            u = int(rng.integers(0, users))
+            liked = rng.random() < 0.6
+            c = int(taste[u, rng.integers(0, 3)]) if liked else int(rng.integers(0, 50))
+            v = int(rng.choice(by_category[c]))
+            ts = 1_790_000_000 + j * 40
+            clicked = int(rng.random() < (0.3 if liked else 0.03))
+            log.append((f"u{u}", f"s{v:06d}", ts, 0, (ts // 3600) % 24, (ts // 86400 + 3) % 7,
+                        ["mobile", "tv", "desktop"][u % 3], "us", clicked, int(clicked and rng.random() < 0.3),
+                        60.0 * clicked))
+        store.db.executemany("INSERT INTO interactions(user_id, video_id, ts, utc_offset, hour, weekday, device, region, "
+                             "clicked, liked, watch_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?)", log)
+    train_and_save(store, TrainOptions(epochs=2, progress=False))
+    return data_dir
+
+
+def latency(requests: int) -> dict:
+    data_dir = synthetic_catalog()
+    api = Vidrec(data_dir)
+    started = time.perf_counter()
+    indexes = api.refresh_indexes()
+    build = time.perf_counter() - started
+    users = [f"u{i}" for i in range(200)] + ["someone-new"]
+    rng = np.random.default_rng(1)
+    for user in users[:5]:  # warm the caches (model, indexes, popularity)
+        api.recommend(user, Context(hour=20, weekday=1, device="tv", region="us"), k=10)
+    times = []
+    for i in range(requests):
+        user = users[int(rng.integers(0, len(users)))]
+        context = Context(hour=int(rng.integers(0, 24)), weekday=int(rng.integers(0, 7)),
+                          device=["mobile", "tv", "desktop"][i % 3], region="us")
+        started = time.perf_counter()
+        api.recommend(user, context, k=10)
+        times.append(time.perf_counter() - started)
+    ms = np.array(times) * 1000
+    return {"videos": api.store.count("videos"), "requests": requests, "p50_ms": round(float(np.percentile(ms, 50)), 1),
+            "p99_ms": round(float(np.percentile(ms, 99)), 1), "mean_ms": round(float(ms.mean()), 1),
+            "index_refresh_seconds": round(build, 1),
+            "indexes": [{k: i[k] for k in ("name", "type", "size", "recall")} for i in indexes]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quality-only", action="store_true")
+    parser.add_argument("--latency-only", action="store_true")
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    results = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"}
+    if not args.latency_only:
+        results["quality_default_world"] = quality(demo_catalog(), args.users)
+    if not args.quality_only:
+        results["latency_100k"] = latency(args.requests)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
