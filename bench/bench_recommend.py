@@ -157,12 +157,13 @@ def main() -> None:
     parser.add_argument("--latency-only", action="store_true")
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--data-dir", type=Path, help="a demo data dir to judge (default: one built in bench/.cache)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     CACHE.mkdir(parents=True, exist_ok=True)
     results = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"}
     if not args.latency_only:
-        results["quality_default_world"] = quality(demo_catalog(), args.users)
+        results["quality_default_world"] = quality(args.data_dir or demo_catalog(), args.users)
     if not args.quality_only:
         results["latency_100k"] = latency(args.requests)
     print(json.dumps(results, indent=2))
