@@ -104,13 +104,44 @@ def table_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def with_deltas(rows: list[dict], single: dict) -> list[dict]:
+    for r in rows:
+        base = single.get((r["task"], r["metric"]))
+        r["delta_vs_single_task"] = None if base is None or r["name"] == "single-task" else r["value"] - base
+    return rows
+
+
+def evaluation_table(store: Store, seeds: int, ablation_seeds: int, log: Path) -> tuple[list[dict], str]:
+    """Architectures over `seeds` seeds; then, on the best multi-task one by mean click AUC, the context and
+    modality ablations and the other balancing methods. Each run's metrics go to `log` (JSON lines) as it ends."""
+    def on_run(name, seed, trained, metrics):
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"name": name, "seed": seed, "seconds": round(trained.seconds, 1),
+                                "best_epochs": {n: x.best_epoch for n, x in trained.fits.items()},
+                                "metrics": metrics}) + "\n")
+
+    archs = ["single-task", "shared-bottom", "mmoe", "ple"]
+    rows = ablation_table(store, seeds=seeds, only=archs, on_run=on_run)
+    click = {r["name"]: r["value"] for r in rows if r["task"] == "click" and r["metric"] == "auc"}
+    best = max(archs[1:], key=lambda a: click[a])
+    single = {(r["task"], r["metric"]): r["value"] for r in rows if r["name"] == "single-task"}
+    balancing = [(f"{best} {b}", {"arch": best, "balance": b}) for b in ("uncertainty", "gradnorm", "dwa")]
+    balancing.append((f"{best} fixed + pcgrad", {"arch": best, "pcgrad": True}))
+    ablations = ablation_table(store, seeds=ablation_seeds, default_arch=best, extra=balancing, on_run=on_run,
+                               only=[f"{best} without context", f"{best} video only", f"{best} text only"]
+                               + [name for name, _ in balancing])
+    ablations = [r for r in ablations if r["name"] not in ("popularity in context", "oracle (demo truth)")]
+    return rows + with_deltas(ablations, single), best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True, type=Path)
     parser.add_argument("--seeds", type=int, default=3, help="seeds per architecture")
-    parser.add_argument("--ablation-seeds", type=int, default=3, help="seeds per ablation (context, modality)")
+    parser.add_argument("--ablation-seeds", type=int, default=1, help="seeds per ablation and balancing method")
     parser.add_argument("--skip-table", action="store_true")
     parser.add_argument("--append", action="store_true", help="append to bench/RESULTS.md")
+    parser.add_argument("--log", type=Path, default=Path("bench-model-runs.jsonl"), help="per-run metrics (JSON lines)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-model-"))
     shutil.copytree(args.data_dir, work / "data")
@@ -121,17 +152,7 @@ def main() -> None:
     print(json.dumps(results["scoring"]), file=sys.stderr)
     if not args.skip_table:
         started = time.perf_counter()
-        archs = ["single-task", "shared-bottom", "mmoe", "ple"]
-        rows = [r for r in ablation_table(store, seeds=args.seeds, only=archs, progress=True)
-                if r["name"] in archs]
-        ablations = ablation_table(store, seeds=args.ablation_seeds, progress=True,
-                                   only=[f"{DEFAULT_ARCH} without context", f"{DEFAULT_ARCH} video only",
-                                         f"{DEFAULT_ARCH} text only"])
-        single = {(r["task"], r["metric"]): r["value"] for r in rows if r["name"] == "single-task"}
-        for r in ablations:
-            base = single.get((r["task"], r["metric"]))
-            r["delta_vs_single_task"] = None if base is None or r["name"] == "single-task" else r["value"] - base
-        results["table"] = rows + ablations
+        results["table"], results["best"] = evaluation_table(store, args.seeds, args.ablation_seeds, args.log)
         results["table_minutes"] = round((time.perf_counter() - started) / 60, 1)
     print(json.dumps(results, indent=1))
     if args.append:
@@ -147,8 +168,9 @@ def main() -> None:
                             f"p95 {value['p95_ms']} ms, {value['candidates_per_second']} candidates/s.\n")
             f.write(f"- Retrieval query vector: {s['user_vector_ms']} ms.\n")
             if "table" in results:
-                f.write(f"\nEvaluation table ({args.seeds} seeds per architecture, {args.ablation_seeds} per ablation; "
-                        f"test = the latest 20% of the log; {results['table_minutes']} min):\n\n")
+                f.write(f"\nEvaluation table ({args.seeds} seeds per architecture, {args.ablation_seeds} per ablation "
+                        f"and balancing method, on the best multi-task architecture `{results['best']}`; test = the "
+                        f"latest 20% of the log; {results['table_minutes']} min):\n\n")
                 f.write(table_markdown(results["table"]) + "\n")
     shutil.rmtree(work, ignore_errors=True)
 

@@ -254,13 +254,15 @@ def baseline_rows(store: Store, features: FeatureSet, split: Split) -> list[dict
 
 
 def ablation_table(store: Store, *, seeds: int = 1, epochs: int = 20, balance: str = "fixed",
-                   default_arch: str = DEFAULT_ARCH, only: list[str] | None = None, progress: bool = True,
-                   on_run=None) -> list[dict]:
-    """Train every variant (`seeds` seeds each) on the same data and split; one row per (variant, task, metric)."""
+                   default_arch: str = DEFAULT_ARCH, only: list[str] | None = None,
+                   extra: list[tuple[str, dict]] | None = None, progress: bool = True, on_run=None) -> list[dict]:
+    """Train every variant (`seeds` seeds each) on the same data and split; one row per (variant, task,
+    metric), with the mean over seeds, its standard deviation and the change against single-task.
+    only: the variant names to run; extra: more (name, TrainOptions changes) variants."""
     features = build_features(store)
     rows: list[dict] = []
     split = None
-    for name, changes in variants(default_arch):
+    for name, changes in variants(default_arch) + list(extra or []):
         if only and name not in only:
             continue
         runs = []

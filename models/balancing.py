@@ -58,7 +58,7 @@ class Uncertainty(Balancer):
         self.log_variance = nn.ParameterDict({t: nn.Parameter(torch.zeros(())) for t in self.tasks})
 
     def weights(self) -> dict[str, float]:
-        return {t: self.fixed[t] * float(torch.exp(-self.log_variance[t])) for t in self.tasks}
+        return {t: self.fixed[t] * float(torch.exp(-self.log_variance[t].detach())) for t in self.tasks}
 
     def weighted(self, losses):
         return {t: self.fixed[t] * torch.exp(-self.log_variance[t]) * loss for t, loss in losses.items()}

@@ -24,10 +24,10 @@ def permutation_importance(net: MultiTaskNet, data: Impressions, category_videos
                            seed: int = 0) -> dict[str, dict[str, float]]:
     """{task: {group: drop of the task's primary metric when the group is shuffled}} (positive: it matters;
     MAE's rise counts as a drop)."""
-    base = evaluate(net, data, category_videos)
+    base = evaluate(net, data, category_videos, per_user=False)
     out: dict[str, dict[str, float]] = {t: {} for t in base if t in PRIMARY and t != "retrieval"}
     for group in net.config.groups:
-        shuffled = evaluate(net, data, category_videos, predict(net, data, permute=group, seed=seed))
+        shuffled = evaluate(net, data, category_videos, predict(net, data, permute=group, seed=seed), per_user=False)
         for task in out:
             name, sign = PRIMARY[task]
             before, after = base[task].get(name), shuffled.get(task, {}).get(name)

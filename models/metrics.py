@@ -6,6 +6,7 @@ that JSON reports stay valid and a missing number never looks like a bad one.
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import accuracy_score, f1_score, log_loss, mean_absolute_error, roc_auc_score
 
 EPS = 1e-7
@@ -20,15 +21,20 @@ def auc(y: np.ndarray, p: np.ndarray) -> float | None:
 
 def gauc(y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> float | None:
     """Per-user AUC weighted by the user's impressions, over users who have both outcomes: how well each
-    user's own list is ordered, which a global AUC mixes up with who clicks a lot."""
+    user's own list is ordered, which a global AUC mixes up with who clicks a lot. (Rank-sum AUC per
+    group: the same number as sklearn's, without its per-call overhead for thousands of users.)"""
     y, p, groups = np.asarray(y), np.asarray(p), np.asarray(groups)
-    order = np.argsort(groups, kind="stable")
+    order = np.lexsort((p, groups))
     y, p, groups = y[order], p[order], groups[order]
     starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
     total, weight = 0.0, 0
     for start, end in zip(starts, np.r_[starts[1:], len(groups)]):
-        value = auc(y[start:end], p[start:end])
-        if value is not None:
+        labels = y[start:end] > 0.5
+        positives = int(labels.sum())
+        negatives = len(labels) - positives
+        if positives and negatives:
+            ranks = rankdata(p[start:end])  # ties share their mean rank, as in the Mann-Whitney statistic
+            value = (ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives)
             total += value * (end - start)
             weight += end - start
     return float(total / weight) if weight else None

@@ -31,9 +31,9 @@ import torch.nn.functional as F
 from .context import HOUR_SLOTS, HOURS, WEEKDAYS
 from .data import CatalogTensors, video_batch
 
-GROUPS = ("history", "user_id", "video_clip", "text_clip", "video_id", "meta", "category", "context")
+GROUPS = ("history", "user_id", "video_clip", "text_clip", "video_id", "meta", "context")
 CONTENT_GROUPS = ("video_clip", "text_clip")  # what the category task may look at: the video's own content
-VIDEO_GROUPS = ("video_clip", "text_clip", "video_id", "meta", "category")  # what makes a video's item vector
+VIDEO_GROUPS = ("video_clip", "text_clip", "video_id", "meta")  # what makes a video's item vector
 TOWER_TASKS = ("click", "like", "watch", "category", "context")
 TASKS = TOWER_TASKS + ("retrieval",)
 ARCHS = ("shared-bottom", "mmoe", "ple")
@@ -60,8 +60,6 @@ class NetConfig:
     tower_hidden: int = 32
     retrieval_dim: int = 32
     dropout: float = 0.1
-    history_pool: str = "softmax"  # "softmax" attention, or "din": sigmoid weights, so intensity counts
-    category_feature: bool = False  # category head on the content encoders, its prediction a feature group
     id_dropout: float = 0.1  # share of training rows that see the "unknown" user and video id: cold start is learnt
     extra: dict = field(default_factory=dict)  # room for settings of later versions
 
@@ -80,7 +78,7 @@ class NetConfig:
 
     @property
     def tower_tasks(self) -> tuple[str, ...]:
-        return tuple(t for t in self.tasks if t in TOWER_TASKS and not (t == "category" and self.category_feature))
+        return tuple(t for t in self.tasks if t in TOWER_TASKS)
 
     def output_size(self, task: str) -> int:
         return {"category": self.n_categories, "context": HOUR_SLOTS + self.n_devices}.get(task, 1)
@@ -127,9 +125,6 @@ class MultiTaskNet(nn.Module):
         self.weekday = nn.Embedding(WEEKDAYS, d)
         self.device = nn.Embedding(c.n_devices, d)
         self.region = nn.Embedding(c.n_regions, d)
-        if c.category_feature and "category" in c.tasks:
-            self.content_head = mlp([2 * d, c.tower_hidden, c.n_categories], c.dropout, last_activation=False)
-            self.category_embedding = nn.Embedding(c.n_categories, d)
         self.query = nn.Linear(d, d, bias=False)  # history attention: candidate -> query
         self.key = nn.Linear(d, d, bias=False)
         for table in (self.video_id, self.user_id, self.hour, self.weekday, self.device, self.region):
@@ -204,23 +199,11 @@ class MultiTaskNet(nn.Module):
                "text_clip": self.text_clip(self.catalog["text_clip"][index]),
                "video_id": self.video_id(bucket), "meta": self.meta(self.catalog["meta"][index])}
         out = {g: (v if g in on else torch.zeros_like(v)) for g, v in out.items()}
-        out["category"] = torch.zeros_like(out["meta"])
-        if hasattr(self, "content_head"):
-            out["category_logits"] = self.content_head(torch.cat([out["video_clip"], out["text_clip"]], 1))
-            if "category" in on:
-                out["category"] = F.softmax(out["category_logits"], -1).detach() @ self.category_embedding.weight
         out["item"] = sum(out[g] for g in VIDEO_GROUPS)
         return out
 
     def category_logits(self, videos: torch.Tensor, permute: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """[n, C] category logits of catalog videos from their content alone."""
-        if hasattr(self, "content_head"):
-            encoded = self.encode_videos(videos)
-            parts = {g: encoded[g] for g in CONTENT_GROUPS}
-            for g, order in (permute or {}).items():
-                if g in parts:
-                    parts[g] = parts[g][order]
-            return self.content_head(torch.cat([parts["video_clip"], parts["text_clip"]], 1))
+        """[n, C] category logits of catalog videos from their content alone (through the shared experts)."""
         return self(video_batch(videos), keep=CONTENT_GROUPS, permute=permute)["category"]
 
     # ---- feature groups ---------------------------------------------------------------------------------
@@ -238,20 +221,21 @@ class MultiTaskNet(nn.Module):
         """Each feature group's vector [B, d]; groups switched off, or not kept for this task, are zeros."""
         on = [g for g in self.config.groups if keep is None or g in keep]
         history = batch["history"]  # [B, L]
-        unique, inverse = torch.unique(torch.cat([batch["video"], history.clamp(min=0).flatten()]),
-                                       return_inverse=True)
-        videos = self.encode_videos(unique)
-        candidate = {k: v[inverse[:len(batch["video"])]] for k, v in videos.items()}  # each [B, d]
-        out = {g: candidate[g] for g in VIDEO_GROUPS}
         B, d = len(batch["video"]), self.config.d
+        if self.video_cache is not None:  # inference: gather from the encoded catalog
+            candidate = {k: v[batch["video"]] for k, v in self.video_cache.items()}  # each [B, d]
+            items = self.video_cache["item"][history.clamp(min=0)]  # [B, L, d]
+        else:  # training: encode each video of the batch once, candidates and histories alike
+            unique, inverse = torch.unique(torch.cat([batch["video"], history.clamp(min=0).flatten()]),
+                                           return_inverse=True)
+            videos = self.encode_videos(unique)
+            candidate = {k: v[inverse[:B]] for k, v in videos.items()}
+            items = videos["item"][inverse[B:]].view(B, -1, d)
+        out = {g: candidate[g] for g in VIDEO_GROUPS}
         if "history" in on:
-            items = videos["item"][inverse[len(batch["video"]):]].view(B, -1, d)  # [B, L, d]
             valid = history >= 0  # [B, L]
             attention = (self.key(items) @ self.query(candidate["item"]).unsqueeze(-1)).squeeze(-1) / d ** 0.5
-            if self.config.history_pool == "din":  # each past click counts on its own: four alike beat one
-                attention = torch.sigmoid(attention) * valid / history.shape[1] ** 0.5
-            else:
-                attention = F.softmax(attention.masked_fill(~valid, -1e9), dim=-1) * valid  # [B, L]; no history: 0
+            attention = F.softmax(attention.masked_fill(~valid, -1e9), dim=-1) * valid  # [B, L]; no history: 0
             out["history"] = (attention.unsqueeze(-1) * items).sum(1)
         if "user_id" in on:
             out["user_id"] = self.user_id(self.user_buckets(batch["user"]))
