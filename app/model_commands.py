@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from app.common import USER_ERRORS, JsonOption, emit, open_store, progress_wanted, run
-from ingest.training import DEFAULT_ARCH, ModelError, TrainOptions, load_model, train_and_save
+from ingest.training import DEFAULT_ARCH, DEFAULT_BALANCE, ModelError, TrainOptions, load_model, train_and_save
 
 if ModelError not in USER_ERRORS:
     USER_ERRORS.append(ModelError)
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_command(
             arch: Arch = typer.Option(Arch(DEFAULT_ARCH), "--arch", help="Network architecture."),
-            balance: Balance = typer.Option(Balance("fixed"), "--balance", help="Task balancing."),
+            balance: Balance = typer.Option(Balance(DEFAULT_BALANCE), "--balance", help="Task balancing."),
             pcgrad: bool = typer.Option(False, "--pcgrad", help="Project conflicting task gradients (PCGrad)."),
             seed: int = typer.Option(0, "--seed", help="Seed of initialisation and batches."),
             epochs: int = typer.Option(20, "--epochs", min=1, help="At most this many passes (early stopping)."),

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from ingest.evaluation import ablation_table  # noqa: E402
 from ingest.features import build_features  # noqa: E402
 from ingest.store import Store  # noqa: E402
-from ingest.training import DEFAULT_ARCH, TrainOptions, load_model, save_model, train_model  # noqa: E402
+from ingest.training import DEFAULT_ARCH, DEFAULT_BALANCE, TrainOptions, load_model, save_model, train_model  # noqa: E402
 from models.context import Context  # noqa: E402
 
 CANDIDATES = 500
@@ -119,15 +119,19 @@ def evaluation_table(store: Store, seeds: int, ablation_seeds: int, log: Path) -
             f.write(json.dumps({"name": name, "seed": seed, "seconds": round(trained.seconds, 1),
                                 "best_epochs": {n: x.best_epoch for n, x in trained.fits.items()},
                                 "metrics": metrics}) + "\n")
+        print(f"[bench] {name} seed {seed}: click AUC {metrics['click']['auc']:.4f} in {trained.seconds:.0f} s",
+              file=sys.stderr, flush=True)
 
     archs = ["single-task", "shared-bottom", "mmoe", "ple"]
-    rows = ablation_table(store, seeds=seeds, only=archs, on_run=on_run)
+    rows = ablation_table(store, seeds=seeds, only=archs, on_run=on_run, progress=False)
     click = {r["name"]: r["value"] for r in rows if r["task"] == "click" and r["metric"] == "auc"}
     best = max(archs[1:], key=lambda a: click[a])
     single = {(r["task"], r["metric"]): r["value"] for r in rows if r["name"] == "single-task"}
-    balancing = [(f"{best} {b}", {"arch": best, "balance": b}) for b in ("uncertainty", "gradnorm", "dwa")]
-    balancing.append((f"{best} fixed + pcgrad", {"arch": best, "pcgrad": True}))
+    balancing = [(f"{best} {b}", {"arch": best, "balance": b}) for b in ("fixed", "gradnorm", "dwa")
+                 if b != DEFAULT_BALANCE]
+    balancing.append((f"{best} {DEFAULT_BALANCE} + pcgrad", {"arch": best, "pcgrad": True}))
     ablations = ablation_table(store, seeds=ablation_seeds, default_arch=best, extra=balancing, on_run=on_run,
+                               progress=False,
                                only=[f"{best} without context", f"{best} video only", f"{best} text only"]
                                + [name for name, _ in balancing])
     ablations = [r for r in ablations if r["name"] not in ("popularity in context", "oracle (demo truth)")]

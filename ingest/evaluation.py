@@ -18,8 +18,8 @@ from models.multitask import GROUPS, MultiTaskNet
 
 from .features import FeatureSet, build_features
 from .store import Store
-from .training import (DEFAULT_ARCH, ModelError, Split, TrainOptions, Trained, make_split, test_metrics,
-                       train_model)
+from .training import (DEFAULT_ARCH, DEFAULT_BALANCE, ModelError, Split, TrainOptions, Trained, make_split,
+                       test_metrics, train_model)
 
 WORLD_DIR = "demo-world"  # where `vidrec demo` keeps its world (app/demo.py)
 RANKED_CLICKS = 1000  # held-out clicks whose ranked lists are measured (a seeded sample)
@@ -253,7 +253,7 @@ def baseline_rows(store: Store, features: FeatureSet, split: Split) -> list[dict
     return rows
 
 
-def ablation_table(store: Store, *, seeds: int = 1, epochs: int = 20, balance: str = "fixed",
+def ablation_table(store: Store, *, seeds: int = 1, epochs: int = 20, balance: str = DEFAULT_BALANCE,
                    default_arch: str = DEFAULT_ARCH, only: list[str] | None = None,
                    extra: list[tuple[str, dict]] | None = None, progress: bool = True, on_run=None) -> list[dict]:
     """Train every variant (`seeds` seeds each) on the same data and split; one row per (variant, task,
@@ -267,7 +267,8 @@ def ablation_table(store: Store, *, seeds: int = 1, epochs: int = 20, balance: s
             continue
         runs = []
         for seed in range(seeds):
-            options = TrainOptions(seed=seed, epochs=epochs, balance=balance, progress=progress, **changes)
+            options = TrainOptions(seed=seed, epochs=epochs, balance=balance, progress=progress, diagnostics=False,
+                                   **changes)
             trained = train_model(store, options, features=features)
             split = trained.split
             metrics, _ = with_truth(store, trained, trained.metrics)

@@ -7,6 +7,7 @@ short while, so a request is one small forward pass.
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import threading
 import time
@@ -26,6 +27,23 @@ from .training import ModelError
 
 HISTORY_SECONDS = 30.0  # how long a user's history read from the store is reused
 SCORE_COLUMNS = ("pred_click", "pred_like", "pred_watch", "pred_category")
+
+
+def one_thread(method):
+    """Run a scoring call on one torch thread: its matrices are a few hundred rows, where a second
+    thread costs more than it gives, and on a busy machine (the UI, an ingest beside it) two threads
+    made a 500-candidate request 30x slower (bench/RESULTS.md)."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        previous = torch.get_num_threads()
+        if previous == 1:
+            return method(*args, **kwargs)
+        torch.set_num_threads(1)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            torch.set_num_threads(previous)
+    return wrapper
 
 
 class LoadedModel:
@@ -108,6 +126,7 @@ class LoadedModel:
         return bool(net.user_seen[hash_bucket(str(user_id), self.vocabulary.user_buckets)])
 
     # ---- the API the recommender calls ----------------------------------------------------------------------
+    @one_thread
     @torch.no_grad()
     def score(self, user_id: str, video_ids: list[str], context: Context,
               history: list[str] | None = None) -> dict[str, np.ndarray]:
@@ -124,12 +143,14 @@ class LoadedModel:
                 out.update({t: v.numpy() for t, v in net.probabilities({t: logits[t] for t in interest}).items()})
         return out
 
+    @one_thread
     @torch.no_grad()
     def user_vector(self, user_id: str, context: Context, history: list[str] | None = None) -> np.ndarray:
         """[r] unit query vector for the retrieval index (inner product with `video_vectors`)."""
         batch = self._request(user_id, torch.zeros(1, dtype=torch.long), context, history)
         return self._net_for("retrieval").user_vectors(batch)[0].numpy()
 
+    @one_thread
     @torch.no_grad()
     def video_vectors(self) -> tuple[np.ndarray, list[str], np.ndarray]:
         """(int64 store ids, video ids, float32 [N, r] unit vectors) of every catalog video."""
@@ -138,6 +159,7 @@ class LoadedModel:
             self._video_vectors = net.video_vectors(torch.arange(len(self.catalog.video_ids))).numpy().astype(np.float32)
         return self.catalog.store_ids.copy(), list(self.catalog.video_ids), self._video_vectors.copy()
 
+    @one_thread
     @torch.no_grad()
     def category_probabilities(self, video_ids: list[str]) -> tuple[list[str], np.ndarray]:
         """(class names, [N, C]) predicted from each video's content alone (labelled or not)."""

@@ -29,6 +29,7 @@ from .features import META_DIM, FeatureError, FeatureSet, Vocabulary, build_feat
 from .store import Store, now_iso
 
 DEFAULT_ARCH = "mmoe"  # the best on the demo world (README, "The multi-task model")
+DEFAULT_BALANCE = "uncertainty"  # likewise: fixed weights let the large context and retrieval losses crowd out click
 ARCH_CHOICES = ("single-task",) + ARCHS
 FORMAT = 1  # of config.json and the weights' names
 WEIGHTS, CONFIG, METRICS, CURVES, DIAGNOSTICS = ("weights.safetensors", "config.json", "metrics.json", "curves.json",
@@ -43,7 +44,7 @@ class ModelError(Exception):
 @dataclass
 class TrainOptions:
     arch: str = DEFAULT_ARCH
-    balance: str = "fixed"
+    balance: str = DEFAULT_BALANCE  # single-task ignores it: one task per network has nothing to balance
     pcgrad: bool = False
     seed: int = 0
     epochs: int = 20
@@ -52,6 +53,7 @@ class TrainOptions:
     test_fraction: float = 0.2
     category_holdout: float = 0.15  # of each category's labelled videos, for validation and again for test
     progress: bool = True
+    diagnostics: bool = True  # permutation importance and expert use on validation data (ablation runs skip it)
     net: dict = field(default_factory=dict)  # NetConfig overrides
     train: dict = field(default_factory=dict)  # TrainConfig overrides
 
@@ -154,8 +156,9 @@ def net_configs(features: FeatureSet, options: TrainOptions) -> dict[str, NetCon
 
 
 def train_config(options: TrainOptions) -> TrainConfig:
-    return TrainConfig(epochs=options.epochs, balance=options.balance, pcgrad=options.pcgrad, seed=options.seed,
-                       progress=options.progress, **options.train)
+    single = options.arch == "single-task"
+    return TrainConfig(epochs=options.epochs, balance="fixed" if single else options.balance,
+                       pcgrad=options.pcgrad and not single, seed=options.seed, progress=options.progress, **options.train)
 
 
 def train_model(store: Store, options: TrainOptions | None = None, features: FeatureSet | None = None) -> Trained:
@@ -181,7 +184,7 @@ def train_model(store: Store, options: TrainOptions | None = None, features: Fea
         nets[name], curves[name] = net, fits[name].curves
     trained = Trained(options, nets, features, split, {}, curves, fits, 0.0)
     trained.metrics = test_metrics(trained)
-    for name, net in nets.items():
+    for name, net in nets.items() if options.diagnostics else ():
         trained.diagnostics[name] = diagnostics(net, val, split.category_val, options.seed)
         for warning in (trained.diagnostics[name]["experts"] or {}).get("warnings", []):
             print(f"warning: {warning}", file=sys.stderr)

@@ -103,14 +103,14 @@ class GradNorm(Balancer):
         if len(tasks) < 2 or not shared:
             return
         for t in tasks:
-            self.initial.setdefault(t, max(float(losses[t]), 1e-8))
+            self.initial.setdefault(t, max(losses[t].item(), 1e-8))
         norms = []
         for t in tasks:  # |d L_t / d W| on the shared layer, one autograd pass per task
             grads = torch.autograd.grad(losses[t], shared, retain_graph=True, allow_unused=True)
             norms.append(torch.sqrt(sum((g ** 2).sum() for g in grads if g is not None)))
         norms = torch.stack(norms).detach()
         w = torch.stack([torch.exp(self.log_weight[t]) for t in tasks])
-        ratio = torch.tensor([float(losses[t]) / self.initial[t] for t in tasks])
+        ratio = torch.tensor([losses[t].item() / self.initial[t] for t in tasks])
         target = (w * norms).mean() * (ratio / ratio.mean()) ** self.alpha
         # d/dw of sum |w_t G_t - target_t|, with the target held constant (as in the paper)
         grad_w = torch.sign(w * norms - target) * norms

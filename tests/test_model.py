@@ -73,7 +73,7 @@ def test_every_architecture_beats_popularity_in_context(trained, arch):
 
 @pytest.mark.parametrize("balance,pcgrad", [("uncertainty", False), ("gradnorm", False), ("dwa", False), ("fixed", True)])
 def test_every_balancing_method_beats_popularity_in_context(trained, balance, pcgrad):
-    model = trained("mmoe", balance, pcgrad)
+    model = trained("shared-bottom", balance, pcgrad)  # the cheapest network: balancing is the same code for all
     assert model.metrics["click"]["auc"] > popularity_auc(model) + 0.03
     weights = model.curves["all"][-1]["task_weights"]
     assert set(weights) == {"click", "like", "watch", "category", "context", "retrieval"}
@@ -81,9 +81,13 @@ def test_every_balancing_method_beats_popularity_in_context(trained, balance, pc
         assert len({round(w, 6) for w in weights.values()}) > 1  # the method did move the weights
 
 
-def test_training_is_reproducible(model_data, features, trained):
-    again = train_model(Store(model_data), TrainOptions(epochs=EPOCHS, progress=False), features=features)
-    assert again.metrics["click"]["auc"] == trained().metrics["click"]["auc"]
+def test_training_is_reproducible(model_data, features):
+    runs = [train_model(Store(model_data), TrainOptions(epochs=2, seed=3, progress=False, diagnostics=False),
+                        features=features)
+            for _ in range(2)]
+    assert runs[0].metrics == runs[1].metrics
+    first, second = (r.nets["all"].state_dict() for r in runs)
+    assert all(torch.equal(first[k], second[k]) for k in first)
 
 
 def test_like_and_watch_learn_only_from_clicked_rows(trained, features):
