@@ -64,13 +64,15 @@ def register(app: typer.Typer) -> None:
             seeds: int = typer.Option(1, "--seeds", min=1, help="Seeds per ablation row (mean and std)."),
             epochs: int = typer.Option(20, "--epochs", min=1, help="At most this many passes per training."),
             as_json: bool = JsonOption):
-        """Evaluation table: the saved model on its test days, or (--ablations) every variant side by side."""
-        from ingest.evaluation import ablation_table, model_table
+        """Evaluation table: the saved model on its test days, or (--ablations) every variant side by side
+        (also saved as DATA_DIR/models/ablations.json for the UI's Model page)."""
+        from ingest.evaluation import ablation_table, model_table, save_ablations
 
         def body():
             store = open_store()
             if ablations:
                 rows = ablation_table(store, seeds=seeds, epochs=epochs, progress=progress_wanted(as_json))
+                save_ablations(store, rows)
             else:
                 rows = model_table(store, load_model(store))
             emit({"rows": rows}, as_json, table_text(rows))

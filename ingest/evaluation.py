@@ -6,8 +6,10 @@ This is the only product module that may read a demo world's ground truth (DESIG
 """
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,11 +19,12 @@ from models.metrics import auc, binary_metrics, ranking_metrics
 from models.multitask import GROUPS, MultiTaskNet
 
 from .features import FeatureSet, build_features
-from .store import Store
+from .store import Store, now_iso
 from .training import (DEFAULT_ARCH, DEFAULT_BALANCE, ModelError, Split, TrainOptions, Trained, make_split,
                        test_metrics, train_model)
 
 WORLD_DIR = "demo-world"  # where `vidrec demo` keeps its world (app/demo.py)
+ABLATIONS_FILE = "ablations.json"
 RANKED_CLICKS = 1000  # held-out clicks whose ranked lists are measured (a seeded sample)
 TABLE = [("click", "auc"), ("click", "gauc"), ("click", "logloss"), ("like", "auc"), ("like", "gauc"),
          ("watch", "mae"), ("category", "accuracy"), ("category", "macro_f1"), ("category", "unlabelled_accuracy"),
@@ -282,6 +285,13 @@ def ablation_table(store: Store, *, seeds: int = 1, epochs: int = 20, balance: s
     if split is None:
         split = make_split(features, TrainOptions())
     return add_deltas(rows + baseline_rows(store, features, split))
+
+
+def save_ablations(store: Store, rows: list[dict]) -> Path:
+    """Keep the latest ablation table beside the models (`DATA_DIR/models/ablations.json`) for the UI."""
+    path = store.path("models", ABLATIONS_FILE)
+    path.write_text(json.dumps({"rows": rows, "created_at": now_iso()}, indent=1), encoding="utf-8")
+    return path
 
 
 def model_table(store: Store, model) -> list[dict]:
