@@ -209,7 +209,7 @@ def demo_command(
         port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port of the web UI on 127.0.0.1."),
         as_json: bool = JsonOption):
     """Build the demo world, ingest it, tune its CLIP, train the model, index, and serve the web UI."""
-    from app.demo import run_demo
+    from app.demo import metric_lines, run_demo
     from app.serve import HOST, port_free, serve
 
     def body():
@@ -217,7 +217,8 @@ def demo_command(
             raise Failure(f"port {port} on {HOST} is in use: choose another with --port, or --no-serve")
         summary = run_demo(open_store(create=True), videos=videos, users=users, seed=seed, clip=clip,
                            progress=progress_wanted(as_json))
-        emit(summary, as_json, "\n".join(f"{k:14}{v}" for k, v in summary.items() if k not in ("failed", "metrics")))
+        lines = [f"{k:14}{v}" for k, v in summary.items() if k not in ("failed", "metrics")]
+        emit(summary, as_json, "\n".join(lines + metric_lines(summary["metrics"])))
         sys.stdout.flush()
         if not no_serve:
             serve(data_dir(), port)

@@ -57,6 +57,24 @@ def run_demo(store: Store, *, videos: int, users: int, seed: int, clip: str | No
             "imported": imported.imported, "clip": status["clip"], "data_dir": str(store.data_dir)}
 
 
+def metric_lines(metrics: dict) -> list[str]:
+    """What the demo's tuning and training reached, in two lines for the terminal (the JSON has it all)."""
+    def num(value, digits=2):
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    lines = []
+    if "clip" in metrics:
+        before, after = metrics["clip"]["before"], metrics["clip"]["after"]
+        lines.append(f"{'tune-clip':14}held-out category precision@10 {num(before['category_p10'])} -> "
+                     f"{num(after['category_p10'])}, recall@5 by title {num(before['recall_at_5'])} -> "
+                     f"{num(after['recall_at_5'])}")
+    if "model" in metrics:
+        m = metrics["model"]
+        lines.append(f"{'model':14}{m['arch']}: test click AUC {num(m['click'].get('auc'), 3)}, like AUC "
+                     f"{num(m['like'].get('auc'), 3)}, category accuracy {num(m['category'].get('accuracy'))}")
+    return lines
+
+
 def _say(message: str, progress: bool) -> None:
     if progress:
         print(f"[demo] {message}", file=sys.stderr)
