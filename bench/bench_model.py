@@ -4,7 +4,8 @@ evaluation table (architectures over several seeds, the ablations, the baselines
     python bench/bench_model.py --data-dir /tmp/vr-default [--seeds 3] [--ablation-seeds 1] [--append]
 
 The data dir must hold a demo world (`vidrec --data-dir DIR demo`); the benchmark copies it and leaves
-the original alone. --append adds the results to bench/RESULTS.md with the machine they ran on.
+the original alone. --append adds the results to bench/RESULTS.md with the machine they ran on. --log
+keeps each training run's metrics as it ends; a rerun with the same log trains only the runs it lacks.
 """
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingest.evaluation import ablation_table  # noqa: E402
+from ingest.evaluation import ablation_table, add_deltas, baseline_rows, rows_of  # noqa: E402
 from ingest.features import build_features  # noqa: E402
 from ingest.store import Store  # noqa: E402
-from ingest.training import DEFAULT_ARCH, DEFAULT_BALANCE, TrainOptions, load_model, save_model, train_model  # noqa: E402
+from ingest.training import (DEFAULT_ARCH, DEFAULT_BALANCE, TrainOptions, load_model, make_split, save_model,  # noqa: E402
+                             train_model)
 from models.context import Context  # noqa: E402
 
 CANDIDATES = 500
@@ -100,17 +102,18 @@ def table_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def with_deltas(rows: list[dict], single: dict) -> list[dict]:
-    for r in rows:
-        base = single.get((r["task"], r["metric"]))
-        r["delta_vs_single_task"] = None if base is None or r["name"] == "single-task" else r["value"] - base
-    return rows
-
-
 def evaluation_table(store: Store, seeds: int, ablation_seeds: int, log: Path) -> tuple[list[dict], str]:
     """Architectures over `seeds` seeds; then, on the best multi-task one by mean click AUC, the context and
-    modality ablations and the other balancing methods. Each run's metrics go to `log` (JSON lines) as it ends."""
+    modality ablations and the other balancing methods. Each run's metrics go to `log` (JSON lines) as it
+    ends, and runs already in the log are not trained again (a long benchmark can resume)."""
+    done = {}
+    if log.exists():
+        for line in log.read_text(encoding="utf-8").splitlines():
+            run = json.loads(line)
+            done[(run["name"], run["seed"])] = run["metrics"]
+
     def on_run(name, seed, trained, metrics):
+        done[(name, seed)] = metrics
         with open(log, "a", encoding="utf-8") as f:
             f.write(json.dumps({"name": name, "seed": seed, "seconds": round(trained.seconds, 1),
                                 "best_epochs": {n: x.best_epoch for n, x in trained.fits.items()},
@@ -118,20 +121,24 @@ def evaluation_table(store: Store, seeds: int, ablation_seeds: int, log: Path) -
         print(f"[bench] {name} seed {seed}: click AUC {metrics['click']['auc']:.4f} in {trained.seconds:.0f} s",
               file=sys.stderr, flush=True)
 
+    def rows_for(names: list[str], n_seeds: int, **kwargs) -> list[dict]:
+        missing = [n for n in names if any((n, s) not in done for s in range(n_seeds))]
+        if missing:
+            ablation_table(store, seeds=n_seeds, only=missing, on_run=on_run, progress=False, **kwargs)
+        return [r for n in names for r in rows_of(n, [done[(n, s)] for s in range(n_seeds)])]
+
     archs = ["single-task", "shared-bottom", "mmoe", "ple"]
-    rows = ablation_table(store, seeds=seeds, only=archs, on_run=on_run, progress=False)
+    rows = rows_for(archs, seeds)
     click = {r["name"]: r["value"] for r in rows if r["task"] == "click" and r["metric"] == "auc"}
     best = max(archs[1:], key=lambda a: click[a])
-    single = {(r["task"], r["metric"]): r["value"] for r in rows if r["name"] == "single-task"}
     balancing = [(f"{best} {b}", {"arch": best, "balance": b}) for b in ("fixed", "gradnorm", "dwa")
                  if b != DEFAULT_BALANCE]
     balancing.append((f"{best} {DEFAULT_BALANCE} + pcgrad", {"arch": best, "pcgrad": True}))
-    ablations = ablation_table(store, seeds=ablation_seeds, default_arch=best, extra=balancing, on_run=on_run,
-                               progress=False,
-                               only=[f"{best} without context", f"{best} video only", f"{best} text only"]
-                               + [name for name, _ in balancing])
-    ablations = [r for r in ablations if r["name"] not in ("popularity in context", "oracle (demo truth)")]
-    return rows + with_deltas(ablations, single), best
+    names = [f"{best} without context", f"{best} video only", f"{best} text only"] + [n for n, _ in balancing]
+    rows += rows_for(names, ablation_seeds, default_arch=best, extra=balancing)
+    features = build_features(store)
+    rows += baseline_rows(store, features, make_split(features, TrainOptions()))
+    return add_deltas(rows), best
 
 
 def main() -> None:

@@ -270,8 +270,8 @@ def ablation_table(store: Store, *, seeds: int = 1, epochs: int = 20, balance: s
             continue
         runs = []
         for seed in range(seeds):
-            options = TrainOptions(seed=seed, epochs=epochs, balance=balance, progress=progress, diagnostics=False,
-                                   **changes)
+            options = TrainOptions(**{"seed": seed, "epochs": epochs, "balance": balance, "progress": progress,
+                                      "diagnostics": False, **changes})  # a variant may change the balancing too
             trained = train_model(store, options, features=features)
             split = trained.split
             metrics, _ = with_truth(store, trained, trained.metrics)

@@ -271,6 +271,15 @@ def test_eval_ablations_lists_every_variant_against_single_task(cli, model_data)
     assert len(saved_rows) == len(out["rows"])  # kept for the UI's Model page
 
 
+def test_ablation_variants_may_choose_their_own_balancing(model_data):
+    """A comparison of balancing methods (bench/bench_model.py) is a list of extra variants that set
+    `balance` themselves, over the table's default."""
+    from ingest.evaluation import ablation_table
+    rows = ablation_table(Store(model_data), epochs=1, progress=False, only=["shared-bottom dwa"],
+                          extra=[("shared-bottom dwa", {"arch": "shared-bottom", "balance": "dwa"})])
+    assert any(r["name"] == "shared-bottom dwa" and r["task"] == "click" and r["metric"] == "auc" for r in rows)
+
+
 def test_nothing_to_learn_and_no_model_yet_are_clear_failures(cli, catalog_copy, tmp_path):
     code, out = cli("--data-dir", catalog_copy, "score", "--interactions", tmp_path / "x.csv", "--out",
                     tmp_path / "y.csv", "--json")
