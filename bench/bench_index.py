@@ -65,8 +65,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--types", nargs="+", default=["flat", "hnsw", "ivf", "ivfsq", "ivfpq"])
+    parser.add_argument("--threads", type=int, default=2, help="faiss threads (building; queries go one at a time)")
     args = parser.parse_args()
-    faiss.omp_set_num_threads(2)
+    faiss.omp_set_num_threads(args.threads)
     results = {"machine": f"{platform.machine()}, {faiss.omp_get_max_threads()} faiss threads, faiss {faiss.__version__}",
                "dim": DIM, "runs": []}
     for n in args.sizes:

@@ -146,3 +146,17 @@ def test_each_index_type_is_measured_against_exact_search(kind):
     measured = recall_at_k(found, exact)
     assert abs(measured - info.recall) < 0.1  # the reported recall is what a user gets
     assert info.recall >= (0.9 if kind != "ivfpq" else 0.3)  # PQ trades recall for 16x less memory
+
+
+def test_an_unreachable_recall_target_does_not_search_every_list():
+    """PQ codes cap recall below the target: the tuning settles on the cheapest setting that is within
+    the plateau of the best, not on probing every list for the same recall."""
+    vectors = _clustered(12_000, 32)
+    ids = np.arange(len(vectors), dtype=np.int64)
+    config = IndexConfig(force_type="ivfpq", sample_queries=200, target_recall=1.01)
+    index, info = build_tuned("t", vectors, ids, config)
+    strict = build_tuned("t", vectors, ids, IndexConfig(force_type="ivfpq", sample_queries=200,
+                                                             target_recall=1.01, recall_plateau=0.0))[1]
+    assert info.search["nprobe"] <= strict.search["nprobe"]
+    assert info.recall >= strict.recall - config.recall_plateau
+    assert info.search["nprobe"] < info.params["nlist"]
