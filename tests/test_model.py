@@ -271,6 +271,17 @@ def test_eval_ablations_lists_every_variant_against_single_task(cli, model_data)
     assert len(saved_rows) == len(out["rows"])  # kept for the UI's Model page
 
 
+def test_ranking_a_large_catalog_samples_it_and_keeps_the_clicked_video(trained):
+    """Above `max_videos` the held-out clicks are ranked among a sample of the catalog that keeps each
+    clicked video: with fewer competitors a click can only rank as high or higher."""
+    from ingest.evaluation import ranking_eval
+    model = trained()
+    full = ranking_eval(model.nets, model.features, model.split)["ranking"]
+    sampled = ranking_eval(model.nets, model.features, model.split, max_videos=8)["ranking"]
+    assert sampled["n"] == full["n"] > 0
+    assert full["recall_at_10"] <= sampled["recall_at_10"] <= 1.0
+
+
 def test_ablation_variants_may_choose_their_own_balancing(model_data):
     """A comparison of balancing methods (bench/bench_model.py) is a list of extra variants that set
     `balance` themselves, over the table's default."""
