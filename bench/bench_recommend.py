@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -82,6 +83,7 @@ def synthetic_catalog(n: int = 100_000, dim: int = 128, users: int = 2000, impre
     data_dir = CACHE / f"synthetic-{n}"
     if (data_dir / "catalog.db").exists() and Store(data_dir).count("models"):
         return data_dir
+    shutil.rmtree(data_dir, ignore_errors=True)  # an interrupted build: start again
     rng = np.random.default_rng(0)
     store = Store(data_dir)
     categories = [f"c{i}" for i in range(50)]
