@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ingest.evaluation import ABLATIONS_FILE
 from ingest.store import DB_NAME, Store
 
 UNLABELLED = "(unlabelled)"
-ABLATION_FILES = ("ablations.json", "eval.json")  # where an ablation table saved by `vidrec eval` is looked for
 
 
 # ---- the cache key ----------------------------------------------------------------------------------------
@@ -197,15 +197,10 @@ def model_report(store: Store, model_id: str | None = None) -> dict | None:
               "warnings": [w for d in diagnostics.values() if isinstance(d, dict)
                            for w in ((d.get("experts") or {}).get("warnings") or [])],
               "ablations": None, "ablations_file": None}
-    for place in (folder, store.data_dir, store.data_dir / "models"):
-        for name in ABLATION_FILES:
-            found = _read_json(place / name)
-            rows = found.get("rows") if isinstance(found, dict) else found
-            if isinstance(rows, list) and rows:
-                report["ablations"], report["ablations_file"] = rows, str(place / name)
-                break
-        if report["ablations"]:
-            break
+    ablations = store.data_dir / "models" / ABLATIONS_FILE  # written by `vidrec eval --ablations`
+    found = _read_json(ablations)
+    if isinstance(found, dict) and found.get("rows"):
+        report["ablations"], report["ablations_file"] = found["rows"], str(ablations)
     return report
 
 

@@ -15,6 +15,7 @@ from app import common
 from app.ui import state, uploads
 from app.ui.widgets import md
 from index import browse
+from ingest.evaluation import save_ablations
 from ingest.store import Store
 
 MAIN = Path(__file__).resolve().parent.parent / "app" / "ui" / "main.py"
@@ -264,12 +265,19 @@ def test_model_page_shows_the_report_and_the_map(ui_data):
     assert [t.label for t in at.tabs] == ["Test metrics", "Ablations", "Training curves", "Experts and features",
                                          "Embedding map"]
     assert "click AUC" in [m.label for m in at.metric]
+    assert not any(t.label == "Ablations" and t.dataframe for t in at.tabs)  # none saved yet: a hint instead
     charts = at.get("vega_lite_chart")
     assert len(charts) >= 4  # curves (loss, validation), experts, gates, importance, map
     report = browse.model_report(Store(ui_data))
     assert report["metrics"] and report["curves"] and report["gates"] and report["importance"]
     points = browse.embedding_map(Store(ui_data))
     assert len(points) == 36 and {"x", "y", "category", "title"} <= set(points[0])
+    table = [{"name": "mmoe", "task": "click", "metric": "auc", "value": 0.8, "delta_vs_single_task": 0.01}]
+    save_ablations(Store(ui_data), table)  # what `vidrec eval --ablations` leaves
+    at.switch_page("views/model.py")
+    ok(at.run())
+    ablation_tab = next(t for t in at.tabs if t.label == "Ablations")
+    assert ablation_tab.dataframe and ablation_tab.dataframe[0].value["name"].tolist() == ["mmoe"]
 
 
 # ---- the link parser --------------------------------------------------------------------------------------
