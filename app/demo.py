@@ -10,14 +10,13 @@ import json
 import sys
 
 from index.api import Vidrec
-from ingest.demo import generate_world
+from ingest.demo import WORLD_DIR, generate_world
 from ingest.interactions import import_interactions
 from ingest.pipeline import IngestOptions, ingest
 from ingest.store import Store
 from ingest.training import TrainOptions, train_and_save
 from ingest.tune import TuneOptions, tune_catalog_clip
 
-WORLD_DIR = "demo-world"
 DEMO_CLIP = "tiny"  # self-contained and offline; tune-clip teaches it the world
 
 

@@ -18,12 +18,12 @@ from models.data import Impressions
 from models.metrics import auc, binary_metrics, ranking_metrics
 from models.multitask import GROUPS, MultiTaskNet
 
+from .demo import WORLD_DIR, load_truth
 from .features import FeatureSet, build_features
 from .store import Store, now_iso
 from .training import (DEFAULT_ARCH, DEFAULT_BALANCE, ModelError, Split, TrainOptions, Trained, make_split,
                        test_metrics, train_model)
 
-WORLD_DIR = "demo-world"  # where `vidrec demo` keeps its world (app/demo.py)
 ABLATIONS_FILE = "ablations.json"
 RANKED_CLICKS = 1000  # held-out clicks whose ranked lists are measured (a seeded sample)
 RANKED_VIDEOS = 5000  # a larger catalog is ranked as a seeded sample of this many videos plus the clicked ones
@@ -111,8 +111,6 @@ def popularity_in_context(features: FeatureSet, split: Split, rows: np.ndarray, 
 # ---- the demo world's truth ----------------------------------------------------------------------------------
 def truth_of(store: Store):
     """The demo world's ground truth when this data dir holds one (made by `vidrec demo`), else None."""
-    from .demo import load_truth
-
     world = store.data_dir / WORLD_DIR
     return load_truth(world) if (world / "truth.json").is_file() else None
 

@@ -8,4 +8,6 @@ from .truth import Truth, load_truth
 from .video_writer import write_video
 from .world import WorldSummary, generate_world
 
-__all__ = ["generate_world", "WorldSummary", "load_truth", "Truth", "write_video"]
+WORLD_DIR = "demo-world"  # where `vidrec demo` keeps the world inside a data dir (evaluation finds its truth there)
+
+__all__ = ["generate_world", "WorldSummary", "load_truth", "Truth", "write_video", "WORLD_DIR"]
