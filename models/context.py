@@ -26,10 +26,16 @@ class Context:
         if not (isinstance(self.weekday, int) and 0 <= self.weekday < WEEKDAYS):
             raise ValueError(f"weekday must be an integer 0-6 (0 = Monday), not {self.weekday!r}")
 
-    @property
-    def hour_slot(self) -> int:
-        return self.hour // HOUR_SLOT_WIDTH
 
 
-def hour_slot_name(slot: int) -> str:
-    return f"{slot * HOUR_SLOT_WIDTH:02d}-{(slot + 1) * HOUR_SLOT_WIDTH:02d}h"
+def hour_slot(hour):
+    """The three-hour slot (0-7) of a local hour: an int, an array or a tensor of hours."""
+    return hour // HOUR_SLOT_WIDTH
+
+
+DAYPARTS = ((0, 6, "at night"), (6, 12, "in the morning"), (12, 18, "in the afternoon"), (18, 24, "in the evening"))
+
+
+def daypart(hour: int) -> str:
+    """The part of the day an hour falls in, as a phrase ("in the evening"): what popularity is counted by."""
+    return next(name for start, end, name in DAYPARTS if start <= hour < end)

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-import numpy as np
 import torch
 
-from .context import HOUR_SLOT_WIDTH
 
 
 @dataclass
@@ -55,10 +53,6 @@ class Impressions:
         chosen = self if rows is None else self.take(rows)
         return {f.name: getattr(chosen, f.name) for f in fields(chosen)}
 
-    @property
-    def hour_slot(self) -> torch.Tensor:
-        return self.hour // HOUR_SLOT_WIDTH
-
 
 def video_batch(videos: torch.Tensor) -> dict[str, torch.Tensor]:
     """A batch of catalog videos alone (for the category task): the other inputs are placeholders that
@@ -67,7 +61,3 @@ def video_batch(videos: torch.Tensor) -> dict[str, torch.Tensor]:
     zeros = torch.zeros(n, dtype=torch.long)
     return {"video": videos, "user": zeros, "history": torch.full((n, 1), -1, dtype=torch.long), "hour": zeros,
             "weekday": zeros, "device": zeros, "region": zeros}
-
-
-def as_numpy(batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    return {k: v.numpy() for k, v in batch.items()}

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .balancing import make_balancer, pcgrad_backward
-from .context import HOUR_SLOTS
+from .context import HOUR_SLOTS, hour_slot
 from .data import CatalogTensors, Impressions
 from .metrics import binary_metrics, multiclass_metrics, ranking_metrics, regression_metrics
 from .multitask import GROUPS, TOWER_TASKS, MultiTaskNet
@@ -103,7 +103,7 @@ def task_losses(net: MultiTaskNet, batch: dict, videos: torch.Tensor | None,
     if "context" in tasks and clicked.any():
         rows = {k: v[clicked] for k, v in batch.items()}
         logits = net(rows, keep=NO_CONTEXT)["context"]  # the engagement's own context stays hidden
-        slot_loss = F.cross_entropy(logits[:, :HOUR_SLOTS], rows["hour"] // (24 // HOUR_SLOTS))
+        slot_loss = F.cross_entropy(logits[:, :HOUR_SLOTS], hour_slot(rows["hour"]))
         device = rows["device"]
         known = device > 0
         device_loss = F.cross_entropy(logits[known][:, HOUR_SLOTS:], device[known]) if known.any() else 0 * slot_loss
@@ -182,7 +182,7 @@ def evaluate(net: MultiTaskNet, data: Impressions, category_videos: torch.Tensor
         index = category_videos.numpy()
         out["category"] = multiclass_metrics(net.catalog["category"][category_videos].numpy(), p["category"][index])
     if "hour_slot" in p:
-        slot = p["hour_slot"][clicked].argmax(1) == y["hour"][clicked] // (24 // HOUR_SLOTS)
+        slot = p["hour_slot"][clicked].argmax(1) == hour_slot(y["hour"][clicked])
         device_known = clicked & (y["device"] > 0)
         device = p["device"][device_known].argmax(1) == y["device"][device_known]
         out["context"] = {"hour_slot_accuracy": float(slot.mean()) if slot.size else None,
