@@ -1,4 +1,4 @@
-"""The `vidrec` command line (DESIGN.md, Command line): thin wrappers over the packages below.
+"""The `vidrec` command line (docs/cli.md): thin wrappers over the packages below.
 
 Every reporting command takes --json and then prints exactly one JSON document on stdout, errors
 included ({"error": "one line"}); progress and logs go to stderr. Exit 0: done; 1: nothing could be
@@ -19,11 +19,17 @@ try:  # recent typer vendors click
 except ImportError:  # pragma: no cover - older typer on real click
     from click.exceptions import UsageError
 
-from app.common import (Failure, JsonOption, KOption, data_dir, emit, open_api, open_store, options,
+from app import model_commands
+from app import serve as serve_module
+from app.common import (PACKAGES, Failure, JsonOption, KOption, data_dir, emit, open_api, open_store, options,
                         progress_wanted, run)
+from app.demo.command import DEMO_USERS, DEMO_VIDEOS, metric_lines, run_demo
+from app.serve import DEFAULT_PORT, HOST, port_free, serve
 from ingest.interactions import import_interactions
 from ingest.pipeline import IngestOptions
-from ingest.tune import TuneOptions, tune_catalog_clip
+from ingest.tune import TUNE_EPOCHS, TuneOptions, tune_catalog_clip
+
+INGEST = IngestOptions()  # the defaults the options below show
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="vidrec: video recommendations with CLIP features, a multi-task model and FAISS.")
@@ -47,9 +53,9 @@ def ingest_command(
         paths: list[Path] = typer.Argument(None, help="Video files and folders (walked)."),
         manifest: Optional[Path] = typer.Option(None, "--manifest", help="Catalog manifest (CSV or JSONL)."),
         clip: Optional[str] = typer.Option(None, "--clip", help="NAME:TAG, NAME:PATH, hf-hub:ORG/REPO or tiny."),
-        frames: int = typer.Option(8, "--frames", min=1, max=64, help="Frames sampled per video."),
-        batch_size: int = typer.Option(64, "--batch-size", min=1, help="Frames per CLIP batch."),
-        workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
+        frames: int = typer.Option(INGEST.frames, "--frames", min=1, max=64, help="Frames sampled per video."),
+        batch_size: int = typer.Option(INGEST.batch_size, "--batch-size", min=1, help="Frames per CLIP batch."),
+        workers: int = typer.Option(INGEST.workers, "--workers", min=1, help="Decoding threads."),
         as_json: bool = JsonOption):
     """Add videos to the catalog: decode, sample frames, embed with CLIP, store."""
     if not paths and manifest is None:
@@ -119,7 +125,7 @@ def status_command(as_json: bool = JsonOption):
 
 @app.command("tune-clip")
 def tune_clip_command(
-        epochs: int = typer.Option(12, "--epochs", min=1, help="Passes over the catalog."),
+        epochs: int = typer.Option(TUNE_EPOCHS, "--epochs", min=1, help="Passes over the catalog."),
         force: bool = typer.Option(False, "--force", help="Keep the tuned CLIP even if it retrieves worse."),
         seed: int = typer.Option(0, "--seed", help="Seed for the held-out split and training."),
         as_json: bool = JsonOption):
@@ -187,31 +193,33 @@ def recommend_command(
     run(as_json, body)
 
 
+def _index_line(i: dict) -> str:
+    if i["action"] == "skipped":
+        return f"{i['name']:8} skipped: {i['reason']}"
+    return f"{i['name']:8} {i['type']:6} {i['size']:>9} vectors on {i['device']}, recall@10 {i['recall']} ({i['action']})"
+
+
 @app.command("index")
 def index_command(as_json: bool = JsonOption):
     """Build or update the indexes from the store."""
     def body():
         indexes = open_api().refresh_indexes()
-        emit({"indexes": indexes}, as_json, "\n".join(
-            f"{i['name']:8} {i['type']:6} {i['size']:>9} vectors on {i['device']}, recall@10 {i['recall']} ({i['action']})"
-            for i in indexes))
+        emit({"indexes": indexes}, as_json, "\n".join(map(_index_line, indexes)))
 
     run(as_json, body)
 
 
 @app.command("demo")
 def demo_command(
-        videos: int = typer.Option(400, "--videos", min=24, help="Videos in the demo world (two per category at least)."),
-        users: int = typer.Option(300, "--users", min=5, help="Users in the demo world."),
+        videos: int = typer.Option(DEMO_VIDEOS, "--videos", min=24,
+                                   help="Videos in the demo world (two per category at least)."),
+        users: int = typer.Option(DEMO_USERS, "--users", min=5, help="Users in the demo world."),
         seed: int = typer.Option(0, "--seed", help="Seed of the demo world, tuning and training."),
         clip: Optional[str] = typer.Option(None, "--clip", help="CLIP for the demo (default: tiny)."),
         no_serve: bool = typer.Option(False, "--no-serve", help="Stop after building; do not start the web UI."),
-        port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port of the web UI on 127.0.0.1."),
+        port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, help="Port of the web UI on 127.0.0.1."),
         as_json: bool = JsonOption):
     """Build the demo world, ingest it, tune its CLIP, train the model, index, and serve the web UI."""
-    from app.demo import metric_lines, run_demo
-    from app.serve import HOST, port_free, serve
-
     def body():
         if not no_serve and not port_free(port):
             raise Failure(f"port {port} on {HOST} is in use: choose another with --port, or --no-serve")
@@ -226,13 +234,15 @@ def demo_command(
     run(as_json, body)
 
 
-from app import model_commands; model_commands.register(app)  # noqa: E402,E702  train, eval, score
-from app import serve as serve_module; serve_module.register(app)  # noqa: E402,E702  serve
+model_commands.register(app)  # train, eval, score
+serve_module.register(app)  # serve
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: usage errors are JSON too when --json was asked for."""
-    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.ERROR, format="vidrec: %(message)s")  # libraries: errors only
+    for package in PACKAGES:
+        logging.getLogger(package).setLevel(logging.WARNING)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         code = app(args=argv, prog_name="vidrec", standalone_mode=False)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -12,16 +14,18 @@ from index.api import Vidrec
 from index.search import SearchError
 from index.vector_index import IndexFileError
 from ingest.interactions import InteractionsError
+from ingest.learning import ModelError
 from ingest.store import Store, StoreError
-from ingest.training import ModelError
 from ingest.tune import TuneError
 from models.clip import ClipError
 
-# Exceptions whose message is a one-line reason for the user (exit 1); command modules may add theirs.
-USER_ERRORS: list[type[Exception]] = [ClipError, StoreError, InteractionsError, TuneError, SearchError, IndexFileError,
-                                      ModelError]
+# Exceptions whose message is a one-line reason for the user (exit 1).
+USER_ERRORS: tuple[type[Exception], ...] = (ClipError, StoreError, InteractionsError, TuneError, SearchError,
+                                            IndexFileError, ModelError)
+DEFAULT_DATA_DIR = "vidrec-data"
+PACKAGES = ("models", "ingest", "index", "app")  # whose log records a command shows on stderr
 
-options = {"data_dir": None}
+options: dict[str, Path | None] = {"data_dir": None}
 
 JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 KOption = typer.Option(10, "-k", "--k", min=1, help="How many results (more than the catalog: all of it).")
@@ -32,7 +36,7 @@ class Failure(Exception):
 
 
 def data_dir() -> Path:
-    chosen = options["data_dir"] or os.environ.get("VIDREC_DATA_DIR") or "vidrec-data"
+    chosen = options["data_dir"] or os.environ.get("VIDREC_DATA_DIR") or DEFAULT_DATA_DIR
     return Path(chosen).expanduser()
 
 
@@ -51,7 +55,7 @@ def emit(payload: dict, as_json: bool, text: str) -> None:
         print(text)
 
 
-def run(as_json: bool, body) -> None:
+def run(as_json: bool, body: Callable[[], None]) -> None:
     """Run a command body, turning expected failures into the documented output and exit status."""
     try:
         body()
@@ -65,5 +69,9 @@ def run(as_json: bool, body) -> None:
 
 
 def progress_wanted(as_json: bool) -> bool:
-    """Progress bars on stderr, unless --json output goes to a program that is not watching a terminal."""
-    return not as_json or sys.stderr.isatty()
+    """Progress bars and the story of a long job on stderr, unless --json output goes to a program that is not
+    watching a terminal (then only warnings and errors)."""
+    wanted = not as_json or sys.stderr.isatty()
+    for package in PACKAGES:
+        logging.getLogger(package).setLevel(logging.INFO if wanted else logging.WARNING)
+    return wanted

@@ -1,5 +1,4 @@
-"""`vidrec train`, `vidrec eval` and `vidrec score`: thin wrappers over ingest/training.py, evaluation.py
-and scoring.py (DESIGN.md, Command line)."""
+"""`vidrec train`, `vidrec eval` and `vidrec score`: thin wrappers over `ingest/learning/` (docs/cli.md)."""
 from __future__ import annotations
 
 from enum import Enum
@@ -7,14 +6,16 @@ from pathlib import Path
 
 import typer
 
-from app.common import USER_ERRORS, JsonOption, emit, open_store, progress_wanted, run
-from ingest.training import DEFAULT_ARCH, DEFAULT_BALANCE, ModelError, TrainOptions, load_model, train_and_save
+from app.common import JsonOption, emit, open_store, progress_wanted, run
+from app.demo.command import demo_truth
+from ingest.learning import (ARCH_CHOICES, BALANCE_CHOICES, DEFAULT_ARCH, DEFAULT_BALANCE, DEFAULT_EPOCHS, TrainOptions,
+                             load_model, train_and_save)
+from ingest.learning.evaluation import ablation_table, model_table, save_ablations
+from ingest.learning.scoring import score_file
 
-if ModelError not in USER_ERRORS:
-    USER_ERRORS.append(ModelError)
-
-Arch = Enum("Arch", {name: name for name in ("single-task", "shared-bottom", "mmoe", "ple")}, type=str)
-Balance = Enum("Balance", {name: name for name in ("fixed", "uncertainty", "gradnorm", "dwa")}, type=str)
+# The choices come from the code's own registries, so a new architecture or balancer shows up here by itself.
+Arch = Enum("Arch", {name: name for name in ARCH_CHOICES}, type=str)  # type: ignore[misc]
+Balance = Enum("Balance", {name: name for name in BALANCE_CHOICES}, type=str)  # type: ignore[misc]
 
 
 def _number(value) -> str:
@@ -45,7 +46,8 @@ def register(app: typer.Typer) -> None:
             balance: Balance = typer.Option(Balance(DEFAULT_BALANCE), "--balance", help="Task balancing."),
             pcgrad: bool = typer.Option(False, "--pcgrad", help="Project conflicting task gradients (PCGrad)."),
             seed: int = typer.Option(0, "--seed", help="Seed of initialisation and batches."),
-            epochs: int = typer.Option(20, "--epochs", min=1, help="At most this many passes (early stopping)."),
+            epochs: int = typer.Option(DEFAULT_EPOCHS, "--epochs", min=1,
+                                       help="At most this many passes (early stopping)."),
             as_json: bool = JsonOption):
         """Train the multi-task model on the catalog's interactions, evaluate it on the latest days, save it."""
         def body():
@@ -62,19 +64,19 @@ def register(app: typer.Typer) -> None:
             ablations: bool = typer.Option(False, "--ablations",
                                            help="Train and compare every architecture and ablation (minutes)."),
             seeds: int = typer.Option(1, "--seeds", min=1, help="Seeds per ablation row (mean and std)."),
-            epochs: int = typer.Option(20, "--epochs", min=1, help="At most this many passes per training."),
+            epochs: int = typer.Option(DEFAULT_EPOCHS, "--epochs", min=1, help="At most this many passes per training."),
             as_json: bool = JsonOption):
         """Evaluation table: the saved model on its test days, or (--ablations) every variant side by side
-        (also saved as DATA_DIR/models/ablations.json for the UI's Model page)."""
-        from ingest.evaluation import ablation_table, model_table, save_ablations
-
+        (also saved as DATA_DIR/models/ablations.json for the UI's Model page). On a catalog made by `vidrec
+        demo`, the demo world's truth is the oracle row."""
         def body():
             store = open_store()
+            truth = demo_truth(store)
             if ablations:
-                rows = ablation_table(store, seeds=seeds, epochs=epochs, progress=progress_wanted(as_json))
+                rows = ablation_table(store, seeds=seeds, epochs=epochs, progress=progress_wanted(as_json), truth=truth)
                 save_ablations(store, rows)
             else:
-                rows = model_table(store, load_model(store))
+                rows = model_table(store, load_model(store), truth)
             emit({"rows": rows}, as_json, table_text(rows))
 
         run(as_json, body)
@@ -85,8 +87,6 @@ def register(app: typer.Typer) -> None:
             out: Path = typer.Option(..., "--out", help="Where to write the scored CSV."),
             as_json: bool = JsonOption):
         """Score every row of an interaction-shaped file with the newest model (P(click), P(like), watch, category)."""
-        from ingest.scoring import score_file
-
         def body():
             result = score_file(load_model(open_store()), interactions, out)
             emit(result, as_json, f"scored {result['scored']} of {result['rows']} rows "

@@ -17,6 +17,7 @@ import typer
 
 from app.common import Failure, data_dir, run
 from app.ui.uploads import UPLOAD_LIMIT_MB
+from ingest.store import DataDir
 
 MAIN = Path(__file__).resolve().parent / "ui" / "main.py"
 HOST = "127.0.0.1"
@@ -47,8 +48,8 @@ def port_free(port: int) -> bool:
 
 def serve(data_dir: Path | str, port: int = DEFAULT_PORT, open_message: bool = True) -> int:
     """Run the UI until interrupted; returns streamlit's exit status. `vidrec demo` ends with this."""
-    folder = Path(data_dir).expanduser().resolve()
-    if not (folder / "catalog.db").is_file():
+    folder = DataDir(data_dir).root
+    if not DataDir(folder).database.is_file():
         raise Failure(f"no catalog in {folder} (run `vidrec demo` or `vidrec ingest` first)")
     if not port_free(port):
         raise Failure(f"port {port} on {HOST} is in use: choose another with --port")

@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingest.demo import generate_world, write_video  # noqa: E402
+from app.demo import generate_world, write_video  # noqa: E402
 from ingest.pipeline import IngestOptions, ingest  # noqa: E402
 from ingest.store import Store  # noqa: E402
 from ingest.video import sample_video  # noqa: E402

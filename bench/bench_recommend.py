@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.demo import run_demo  # noqa: E402
 from index.api import Vidrec  # noqa: E402
-from ingest.demo import load_truth  # noqa: E402
+from app.demo import load_truth  # noqa: E402
 from ingest.store import Store, to_blob  # noqa: E402
 from ingest.training import TrainOptions, train_and_save  # noqa: E402
 from models.context import Context  # noqa: E402

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from index.api import Vidrec  # noqa: E402
-from ingest.demo import generate_world, load_truth  # noqa: E402
+from app.demo import generate_world, load_truth  # noqa: E402
 from ingest.interactions import import_interactions  # noqa: E402
 from ingest.pipeline import IngestOptions, ingest  # noqa: E402
 from ingest.store import Store  # noqa: E402

@@ -42,7 +42,7 @@ def build_catalog() -> Path:
     data_dir = CACHE / "data"
     if (data_dir / "catalog.db").is_file() and list((data_dir / "models").glob("*/config.json")):
         return data_dir
-    from ingest.demo import generate_world
+    from app.demo import generate_world
     from ingest.interactions import import_interactions
     from ingest.pipeline import IngestOptions, ingest
     from ingest.training import TrainOptions, train_and_save

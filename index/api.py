@@ -5,15 +5,17 @@ Work that spans floors (ingest, then bring the indexes up to date) is orchestrat
 """
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
-from ingest.interactions import log_impressions, record_feedback
+from ingest.learning import ModelError
 from ingest.pipeline import IngestOptions, IngestReport, ingest
 from ingest.store import Store
-from ingest.training import ModelError
 from models.context import Context
 
 from .catalog_index import FUSED, CatalogIndex
+from .feedback import log_impressions, record_feedback
 from .recommend import RecommendConfig, Recommender
 from .search import Searcher
 from .vector_index import IndexConfig, IndexFileError
@@ -26,12 +28,14 @@ class Vidrec:
         self.indexes = {FUSED: CatalogIndex(self.store, FUSED, index_config)}
         self.searcher = Searcher(self.store, index=self.indexes[FUSED])
         self.recommender = Recommender(self.store, self.searcher, recommend_config)
+        self._writes = threading.Lock()  # threads (the UI's sessions) share the store's connection: one write at a time
 
     # ---- catalog ------------------------------------------------------------------------------
     def status(self) -> dict:
         return self.store.status()
 
-    def ingest(self, paths=(), manifest=None, options: IngestOptions | None = None) -> IngestReport:
+    def ingest(self, paths: Sequence[Path | str] = (), manifest: Path | str | None = None,
+               options: IngestOptions | None = None) -> IngestReport:
         """Ingest, then bring the indexes up to date so the new videos are searchable at once."""
         report = ingest(self.store, paths, manifest, options)
         if report.ingested or report.updated:
@@ -39,8 +43,8 @@ class Vidrec:
         return report
 
     def remove(self, video_ids: list[str]) -> list[str]:
-        removed = self.store.remove_videos(video_ids)
-        if removed and self.store.count("videos"):
+        removed = self.store.videos.remove(video_ids)
+        if removed and self.store.videos.count():
             self.refresh_indexes()
         return removed
 
@@ -48,13 +52,14 @@ class Vidrec:
         """Build or update every index (the model's too, once there is a usable model); returns their
         descriptions. A model that cannot be loaded (stale after tune-clip, say) is reported, not raised:
         the catalog's own indexes are current either way."""
-        if not self.store.count("videos"):
+        if not self.store.videos.count():
             raise IndexFileError("the catalog is empty: ingest videos first")
-        out = [index.ensure().to_json() | {"action": index.action} for index in self.indexes.values()]
-        if self.store.count("models"):
+        out = [index.ensure().info.to_json() | {"action": index.action} for index in self.indexes.values()]
+        if self.store.models.count():
             try:
-                index = self.recommender.model_index()
-                out.append(index.info.to_json() | {"action": index.action})
+                model_index = self.recommender.model_index()
+                assert model_index.info is not None
+                out.append(model_index.info.to_json() | {"action": model_index.action})
             except ModelError as exc:
                 out.append({"name": "model", "action": "skipped", "reason": " ".join(str(exc).split())})
         return out
@@ -74,20 +79,21 @@ class Vidrec:
                 region: str | None = None) -> Context:
         return self.recommender.context_for(user_id, hour, weekday, device, region)
 
-    def recommend(self, user_id: str, context: Context | None = None, k: int = 10, session_history=(),
-                  exclude=()) -> dict:
+    def recommend(self, user_id: str, context: Context | None = None, k: int = 10, session_history: Sequence[str] = (),
+                  exclude: Sequence[str] = ()) -> dict:
         context = context or self.context(user_id)
         return self.recommender.recommend(user_id, context, k, list(session_history), list(exclude))
 
     def popular(self, context: Context, k: int = 10) -> list[dict]:
         top = self.recommender.popular(context, k)
-        titles = dict(self.store.db.execute(
-            f"SELECT video_id, title FROM videos WHERE video_id IN ({','.join('?' * len(top))})",
-            [v for v, _ in top]).fetchall()) if top else {}
+        titles = self.store.videos.titles([v for v, _ in top])
         return [{"video_id": v, "title": titles.get(v, ""), "clicks": round(c, 1)} for v, c in top]
 
+    # ---- feedback from the UI -------------------------------------------------------------------
     def log_impressions(self, user_id: str, video_ids: list[str], context: Context) -> int:
-        return log_impressions(self.store, user_id, video_ids, context)
+        with self._writes:
+            return log_impressions(self.store, user_id, video_ids, context)
 
     def feedback(self, user_id: str, video_id: str, action: str, context: Context) -> None:
-        record_feedback(self.store, user_id, video_id, action, context)
+        with self._writes:
+            record_feedback(self.store, user_id, video_id, action, context)

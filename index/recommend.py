@@ -16,14 +16,13 @@ from datetime import datetime
 
 import numpy as np
 
-from ingest.store import Store, from_blob
-from ingest.training import ModelError, load_model
-from models.context import Context
+from ingest.learning import LoadedModel, ModelError, load_model
+from ingest.store import Store
+from models.context import Context, daypart
 
-from .catalog_index import CatalogIndex
+from .catalog_index import CatalogIndex, changed_only
 from .search import Searcher
 
-DAYPARTS = ((0, 6, "at night"), (6, 12, "in the morning"), (12, 18, "in the afternoon"), (18, 24, "in the evening"))
 DEVICE_NAMES = {"tv": "TV", "mobile": "mobile", "desktop": "desktop", "tablet": "tablet"}
 
 
@@ -43,43 +42,38 @@ class RecommendConfig:
     category_share: float = 0.4  # at most this share of a list from one category
 
 
-def daypart(hour: int) -> str:
-    return next(name for start, end, name in DAYPARTS if start <= hour < end)
-
-
 class Recommender:
     def __init__(self, store: Store, searcher: Searcher, config: RecommendConfig = RecommendConfig()):
         self.store = store
         self.searcher = searcher
         self.config = config
-        self._model = None
+        self._model: LoadedModel | None = None
+        self._model_key: tuple | None = None  # (newest model id, CLIP version) the loaded model answers to
         self._model_index: CatalogIndex | None = None
         self._catalog: tuple[int, list[str], list[str]] | None = None  # (store revision, newest, all video ids)
         self._popularity: tuple[tuple, dict] | None = None
 
     # ---- the model and its retrieval index ------------------------------------------------------
     @property
-    def model(self):
-        """The newest usable model, reloaded when a newer one is trained or the CLIP changes."""
-        newest = self.store.db.execute("SELECT model_id FROM models ORDER BY created_at DESC LIMIT 1").fetchone()
+    def model(self) -> LoadedModel:
+        """The newest usable model, loaded once per (newest model, CLIP version): reloaded when a newer one is
+        trained or the CLIP changes."""
+        newest = self.store.models.newest_id()
         if newest is None:
             raise ModelError("no trained model: run `vidrec train`")
-        if self._model is None or self._model.model_id != newest[0] or \
-                self._model.clip_version != self.store.clip_version().version:
+        clip = self.store.clips.current()
+        if self._model is None or self._model_key != (newest, clip and clip.version):
             self._model = load_model(self.store)
+            self._model_key = (newest, clip and clip.version)
             self._model_index = None
         return self._model
 
     def model_index(self) -> CatalogIndex:
         model = self.model
         if self._model_index is None:
-            def source(since):
+            def source(since: int | None) -> tuple[np.ndarray, np.ndarray]:
                 ids, _, vectors = model.video_vectors()
-                if since is None:
-                    return ids, vectors
-                changed = {r[0] for r in self.store.db.execute("SELECT id FROM videos WHERE changed > ?", (since,))}
-                keep = np.isin(ids, np.array(sorted(changed), np.int64))
-                return ids[keep], vectors[keep]
+                return changed_only(self.store, ids, vectors, since)
             self._model_index = CatalogIndex(self.store, f"model-{model.model_id}"[:60], self.searcher.index.config,
                                              source=source, extra_stamp={"model": model.model_id})
         self._model_index.ensure()
@@ -95,16 +89,10 @@ class Recommender:
         return Context(hour=now.hour if hour is None else hour, weekday=now.weekday() if weekday is None else weekday,
                        device=device or usual["device"], region=region or usual["region"])
 
-    def usual(self, user_id: str) -> dict:
-        out = {}
-        for column in ("device", "region"):
-            row = self.store.db.execute(
-                f"SELECT {column} FROM interactions WHERE user_id = ? AND {column} IS NOT NULL "
-                f"GROUP BY {column} ORDER BY COUNT(*) DESC LIMIT 1", (user_id,)).fetchone() or \
-                self.store.db.execute(f"SELECT {column} FROM interactions WHERE {column} IS NOT NULL "
-                                      f"GROUP BY {column} ORDER BY COUNT(*) DESC LIMIT 1").fetchone()
-            out[column] = row[0] if row else None
-        return out
+    def usual(self, user_id: str) -> dict[str, str | None]:
+        """The user's most frequent device and region (the whole log's for a user it does not know)."""
+        log = self.store.interactions
+        return {column: log.most_common(column, user_id) or log.most_common(column) for column in ("device", "region")}
 
     # ---- recommending -----------------------------------------------------------------------------
     def recommend(self, user_id: str, context: Context, k: int = 10, session_history: list[str] = (),
@@ -114,7 +102,8 @@ class Recommender:
         if k < 1:
             raise ValueError("k must be at least 1")
         model = self.model
-        history = self.history(user_id) + [v for v in session_history if self.store.video(v) is not None]
+        known = self.store.videos.titles(list(session_history))
+        history = self.history(user_id) + [v for v in session_history if v in known]
         watched = set(history) | set(exclude)
         cold_start = not history
         candidates: dict[str, list[str]] = defaultdict(list)  # video_id -> reasons from its sources
@@ -130,9 +119,7 @@ class Recommender:
         chosen = self._diversify(pool, fused, k)
         categories = self._categories(model, [pool[i] for i in chosen])
         interests = self._interests(history, model)
-        titles = dict(self.store.db.execute(
-            f"SELECT video_id, title FROM videos WHERE video_id IN ({','.join('?' * len(chosen))})",
-            [pool[i] for i in chosen]).fetchall())
+        titles = self.store.videos.titles([pool[i] for i in chosen])
         items = []
         for i in chosen:
             video_id = pool[i]
@@ -152,24 +139,24 @@ class Recommender:
 
     def history(self, user_id: str) -> list[str]:
         """The videos the user clicked, oldest first."""
-        return [r[0] for r in self.store.db.execute(
-            "SELECT video_id FROM interactions WHERE user_id = ? AND clicked = 1 ORDER BY ts", (user_id,))]
+        return self.store.interactions.clicks(user_id)
 
     # ---- sources ----------------------------------------------------------------------------------
     def _from_history(self, history: list[str], candidates: dict) -> None:
         seeds = list(dict.fromkeys(reversed(history)))[: self.config.history_seeds]
+        titles = self.store.videos.titles(seeds)
         for seed in seeds:
-            title = self.store.video(seed)["title"]
+            title = titles.get(seed, seed)
             for item in self.searcher.similar(seed, self.config.per_seed):
                 candidates[item["video_id"]].append(f"like “{title}” you watched")
 
-    def _from_retrieval(self, model, user_id: str, context: Context, history: list[str], candidates: dict) -> None:
+    def _from_retrieval(self, model: LoadedModel, user_id: str, context: Context, history: list[str], candidates: dict) -> None:
         index = self.model_index()
         query = model.user_vector(user_id, context, history=history).astype(np.float32)[None]
         _, ids = index.search(query, self.config.retrieval)
         found = [int(i) for i in ids[0] if i >= 0]
-        for video_id in self.searcher.titles(found).values():
-            candidates[video_id[0]].append("picked for you")
+        for video_id, _ in self.store.videos.names(found).values():
+            candidates[video_id].append("picked for you")
 
     def popular(self, context: Context, k: int) -> list[tuple[str, float]]:
         """The baseline: videos by recent clicks in this context (same device and part of day counts most)."""
@@ -193,15 +180,13 @@ class Recommender:
         """Clicks per (video, device, part of day) over the recent window, and the lists ranked from them so
         far; cached per store revision. The window ends at the newest imported interaction (an imported
         log may be older than today's UI feedback, which counts too)."""
-        key = (self.store.revision, self.store.db.execute("SELECT MAX(rowid) FROM interactions").fetchone()[0])
+        log = self.store.interactions
+        key = (self.store.revision, log.marker())
         if self._popularity is None or self._popularity[0] != key:
-            latest = self.store.db.execute("SELECT MAX(ts) FROM interactions WHERE source = 'import'").fetchone()[0] \
-                or self.store.db.execute("SELECT MAX(ts) FROM interactions").fetchone()[0] or 0
+            latest = log.latest_ts("import") or log.latest_ts() or 0
             since = latest - self.config.popular_days * 86400
-            counts = Counter()
-            for video_id, device, hour, clicks in self.store.db.execute(
-                    "SELECT video_id, device, hour, SUM(clicked) FROM interactions WHERE ts >= ? "
-                    "GROUP BY video_id, device, hour HAVING SUM(clicked) > 0", (since,)):
+            counts: Counter = Counter()
+            for video_id, device, hour, clicks in log.clicks_by_context(since):
                 counts[(video_id, device, daypart(hour))] += clicks
             self._popularity = (key, (counts, {}))
         return self._popularity[1]
@@ -211,11 +196,7 @@ class Recommender:
         a 100k catalog 75 ms of a 125 ms request (bench/RESULTS.md)."""
         revision = self.store.revision
         if self._catalog is None or self._catalog[0] != revision:
-            fresh = [r[0] for r in self.store.db.execute(
-                "SELECT video_id FROM videos ORDER BY COALESCE(published_at, added_at) DESC, id DESC LIMIT ?",
-                (self.config.fresh,))]
-            everything = [r[0] for r in self.store.db.execute("SELECT video_id FROM videos")]
-            self._catalog = (revision, fresh, everything)
+            self._catalog = (revision, self.store.videos.newest(self.config.fresh), self.store.videos.video_ids())
         return self._catalog[1], self._catalog[2]
 
     def _fresh_and_explore(self, user_id: str, candidates: dict) -> None:
@@ -250,19 +231,16 @@ class Recommender:
         return chosen
 
     def _clip_vectors(self, video_ids: list[str]) -> np.ndarray:
-        version = self.store.clip_version().version
-        dim = self.store.embedding_dim(version)
-        rows = dict(self.store.db.execute(
-            f"SELECT v.video_id, e.video_emb FROM embeddings e JOIN videos v ON v.id = e.video "
-            f"WHERE e.version = ? AND v.video_id IN ({','.join('?' * len(video_ids))})", [version, *video_ids]))
-        return np.vstack([from_blob(rows[v], dim) if v in rows else np.zeros((1, dim), np.float32) for v in video_ids])
+        """[N, D] the videos' CLIP frame embeddings (zeros for one that has none)."""
+        found = self.store.embeddings.of_videos(video_ids, "video_emb")
+        dim = len(next(iter(found.values()))) if found else 1
+        return np.vstack([found.get(v, np.zeros(dim, np.float32)) for v in video_ids])
 
     def _labels(self, video_ids: list[str]) -> list[str | None]:
-        rows = dict(self.store.db.execute(
-            f"SELECT video_id, category FROM videos WHERE video_id IN ({','.join('?' * len(video_ids))})", video_ids))
-        return [rows.get(v) for v in video_ids]
+        labels = self.store.videos.categories(video_ids)
+        return [labels.get(v) for v in video_ids]
 
-    def _categories(self, model, video_ids: list[str]) -> dict[str, str | None]:
+    def _categories(self, model: LoadedModel, video_ids: list[str]) -> dict[str, str | None]:
         """The label, or the model's prediction for an unlabelled video."""
         labels = dict(zip(video_ids, self._labels(video_ids)))
         missing = [v for v, c in labels.items() if not c]
@@ -271,7 +249,7 @@ class Recommender:
             labels.update({v: names[int(p.argmax())] for v, p in zip(missing, probs)})
         return labels
 
-    def _interests(self, history: list[str], model) -> set[str]:
+    def _interests(self, history: list[str], model: LoadedModel) -> set[str]:
         """The categories that make up most of the user's history."""
         if not history:
             return set()

@@ -14,7 +14,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ingest.catalog_clip import load_catalog_version
 from ingest.embedding import frame_embeddings
-from ingest.store import Store, from_blob
+from ingest.store import Store
 from ingest.video import VideoError, sample_video
 from models.clip import ClipModel
 from models.fusion import FusionWeights, fuse_catalog, fuse_text_query
@@ -39,7 +39,10 @@ class Searcher:
     @property
     def clip(self) -> ClipModel:
         """The catalog's current CLIP, reloaded when tune-clip has made a new version."""
-        version = self.store.clip_version().version
+        current = self.store.clips.current()
+        if current is None:
+            raise SearchError("the catalog is empty: ingest videos first")
+        version = current.version
         if self._clip is None or self._clip_version != version:
             self._clip, self._clip_version = load_catalog_version(self.store, version), version
         return self._clip
@@ -54,15 +57,14 @@ class Searcher:
         return self._results(vector, k)
 
     def similar(self, video_id: str, k: int = 10) -> list[dict]:
-        row = self.store.video(video_id)
-        if row is None:
+        video = self.store.videos.get(video_id)
+        if video is None:
             raise SearchError(f"unknown video id {video_id!r}")
-        version = self.store.clip_version().version
-        found = self.store.db.execute("SELECT video_emb, text_emb FROM embeddings WHERE video = ? AND version = ?",
-                                      (row["id"], version)).fetchone()
-        dim = self.store.embedding_dim(version)
-        vector = fuse_catalog(from_blob(found[0], dim), from_blob(found[1], dim), self.weights)
-        return self._results(vector, k, exclude=row["id"])
+        found = self.store.embeddings.of_video(video.id)
+        if found is None:
+            raise SearchError(f"video {video_id!r} has no embeddings of the catalog's current CLIP yet")
+        vector = fuse_catalog(found["video_emb"][None], found["text_emb"][None], self.weights)
+        return self._results(vector, k, exclude=video.id)
 
     def similar_to_file(self, path: Path | str, k: int = 10) -> list[dict]:
         """Videos like an uploaded image or video file (its frames only: an upload has no text)."""
@@ -86,14 +88,7 @@ class Searcher:
         scores, ids = self.index.search(vector.reshape(1, -1), k + (exclude is not None))
         scale = self.weights.video + self.weights.text  # a weighted mean of the two cosines, in [-1, 1]
         pairs = [(int(i), float(s) / scale) for s, i in zip(scores[0], ids[0]) if i >= 0 and i != exclude][:k]
-        titles = self.titles([i for i, _ in pairs])
-        return [{"video_id": titles[i][0], "title": titles[i][1], "similarity": round(s, 4)}
-                for i, s in pairs if i in titles]
-
-    def titles(self, ids: list[int]) -> dict[int, tuple[str, str]]:
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        return {r[0]: (r[1], r[2]) for r in self.store.db.execute(
-            f"SELECT id, video_id, title FROM videos WHERE id IN ({marks})", ids)}
+        names = self.store.videos.names([i for i, _ in pairs])
+        return [{"video_id": names[i][0], "title": names[i][1], "similarity": round(s, 4)}
+                for i, s in pairs if i in names]
 

@@ -1,19 +1,24 @@
-"""FAISS indexes with stable int64 ids: a type chosen by size and memory budget, search parameters tuned
-to a recall target against exact search, the GPU when there is one, crash-safe files.
+"""Vector indexes with stable int64 ids, behind one interface (`VectorIndex`: add, remove, search, save,
+load, describe) that search, similar videos and recommendations reach vectors through.
 
-One code path for CPU and GPU: the index is built on the CPU, moved to the GPU when faiss can see
-one, and moved back before it is written.
+`FaissIndex` is the one kept on this machine: a FAISS type chosen by size and memory budget, search
+parameters tuned to a recall target against exact search, the GPU when there is one, crash-safe files.
+One code path for CPU and GPU: the index is built on the CPU, moved to the GPU when faiss can see one,
+and moved back before it is written.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import Protocol
 
 import faiss
 import numpy as np
+
+from ingest.store import IndexFiles
 
 TYPES = ("flat", "hnsw", "ivf", "ivfsq", "ivfpq")
 
@@ -32,6 +37,10 @@ class IndexConfig:
     sample_queries: int = 500
     k: int = 10
     force_type: str | None = None  # one of TYPES, to override the choice (tests, benchmarks)
+
+
+class IndexFileError(Exception):
+    """An index file that is missing, truncated, or does not match its description."""
 
 
 @dataclass
@@ -170,21 +179,6 @@ def _exact_topk(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: in
     return np.where(rows >= 0, ids[np.clip(rows, 0, None)], -1)
 
 
-def build_tuned(name: str, vectors: np.ndarray, ids: np.ndarray, config: IndexConfig = IndexConfig(),
-                stamp: dict | None = None):
-    """Choose, build, tune, and (when there is a GPU) move an index; returns (index, IndexInfo)."""
-    vectors, ids = _check(vectors, ids)
-    started = time.perf_counter()
-    kind = choose_type(len(vectors), vectors.shape[1], config)
-    index, params = build_index(vectors, ids, kind, config)
-    search, recall = tune_search(index, kind, params, vectors, ids, config) if len(vectors) else ({}, 1.0)
-    index, device = to_device(index)
-    info = IndexInfo(name=name, type=kind, size=int(index.ntotal), dim=int(vectors.shape[1]), params=params,
-                     search=search, recall=recall, device=device,
-                     build_seconds=round(time.perf_counter() - started, 3), stamp=stamp or {})
-    return index, info
-
-
 def to_device(index):
     """Onto the GPU when faiss sees one (HNSW has no GPU form and stays on the CPU)."""
     if not gpu_available() or isinstance(_inner(index), faiss.IndexHNSWFlat):
@@ -207,45 +201,128 @@ def _check(vectors: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return vectors, ids
 
 
-# ---- persistence -------------------------------------------------------------------------------
+class VectorIndex(Protocol):
+    """What the read path needs of an index over (int64 id, float32 vector) pairs, inner-product metric."""
 
-def save_index(index, info: IndexInfo, folder: Path) -> None:
-    """Write `<name>.faiss` and `<name>.json` each to a temporary name and rename: a crash leaves either
-    the old pair or the new one. The JSON goes last and names the size, so a mismatch is detectable."""
-    folder.mkdir(parents=True, exist_ok=True)
-    cpu = faiss.index_gpu_to_cpu(index) if info.device != "cpu" else index
-    data = folder / f"{info.name}.faiss"
-    tmp = data.with_suffix(".faiss.tmp")
-    faiss.write_index(cpu, str(tmp))
-    os.replace(tmp, data)
-    meta = folder / f"{info.name}.json"
-    tmp = meta.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({**info.to_json(), "bytes": data.stat().st_size}))
-    os.replace(tmp, meta)
+    info: IndexInfo
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The ids it holds, ascending."""
+        ...
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+
+    def remove(self, ids: np.ndarray) -> None: ...
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) per query row; k is capped at the index size; misses have id -1."""
+        ...
+
+    def save(self, files: IndexFiles) -> None: ...
+
+    def describe(self) -> dict:
+        """What `vidrec index` and `status` report of it."""
+        ...
 
 
-class IndexFileError(Exception):
-    """An index file that is missing, truncated, or does not match its description."""
+class FaissIndex:
+    """One FAISS index with its description and the ids it holds."""
+
+    def __init__(self, native, info: IndexInfo, ids: np.ndarray):
+        self.native, self.info, self._ids = native, info, np.sort(np.asarray(ids, np.int64))
+
+    @classmethod
+    def build(cls, name: str, vectors: np.ndarray, ids: np.ndarray, config: IndexConfig = IndexConfig(),
+              stamp: dict | None = None) -> FaissIndex:
+        """Choose, build, tune, and (when there is a GPU) move an index."""
+        vectors, ids = _check(vectors, ids)
+        started = time.perf_counter()
+        kind = choose_type(len(vectors), vectors.shape[1], config)
+        native, params = build_index(vectors, ids, kind, config)
+        search, recall = tune_search(native, kind, params, vectors, ids, config) if len(vectors) else ({}, 1.0)
+        native, device = to_device(native)
+        info = IndexInfo(name=name, type=kind, size=int(native.ntotal), dim=int(vectors.shape[1]), params=params,
+                         search=search, recall=recall, device=device,
+                         build_seconds=round(time.perf_counter() - started, 3), stamp=stamp or {})
+        return cls(native, info, ids)
+
+    @classmethod
+    def load(cls, files: IndexFiles) -> FaissIndex:
+        """Read an index, its description and its ids; IndexFileError if anything about them is off."""
+        if not files.data.is_file() or not files.description.is_file():
+            raise IndexFileError(f"no index at {files.data}")
+        try:
+            described = json.loads(files.description.read_text())
+            info = IndexInfo(**{k: v for k, v in described.items() if k != "bytes"})
+        except (ValueError, TypeError) as exc:
+            raise IndexFileError(f"{files.description.name} is unreadable: {exc}") from exc
+        if files.data.stat().st_size != described.get("bytes"):
+            raise IndexFileError(f"{files.data.name} has {files.data.stat().st_size} bytes, its description says "
+                                 f"{described.get('bytes')}")
+        try:
+            native = faiss.read_index(str(files.data))
+        except RuntimeError as exc:
+            raise IndexFileError(f"{files.data.name} is unreadable: {' '.join(str(exc).split())[:200]}") from exc
+        if native.ntotal != info.size or native.d != info.dim:
+            raise IndexFileError(f"{files.data.name} holds {native.ntotal}x{native.d}, its description says "
+                                 f"{info.size}x{info.dim}")
+        try:
+            ids = np.load(files.ids)
+        except (OSError, ValueError) as exc:
+            raise IndexFileError(f"{files.ids.name} is unreadable: {exc}") from exc
+        if _digest(ids) != info.ids_digest:
+            raise IndexFileError(f"{files.ids.name} does not hold the ids the index was written with")
+        set_search_params(native, info.search)
+        native, info.device = to_device(native)
+        return cls(native, info, ids)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._ids
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        vectors, ids = _check(vectors, ids)
+        if len(ids):
+            self.native.add_with_ids(vectors, ids)
+            self._ids = np.union1d(self._ids, ids)
+            self.info.size = int(self.native.ntotal)
+
+    def remove(self, ids: np.ndarray) -> None:
+        """Drop these ids (an HNSW index cannot: ValueError, rebuild it instead)."""
+        ids = np.ascontiguousarray(ids, np.int64)
+        if not len(ids):
+            return
+        if self.info.type == "hnsw":
+            raise ValueError("an HNSW index cannot remove vectors: rebuild it")
+        self.native.remove_ids(ids)
+        self._ids = np.setdiff1d(self._ids, ids)
+        self.info.size = int(self.native.ntotal)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = max(1, min(int(k), int(self.native.ntotal)))
+        return self.native.search(np.ascontiguousarray(queries, np.float32), k)
+
+    def save(self, files: IndexFiles) -> None:
+        """The ids first, then the index, then its description, each to a temporary name and renamed: a crash
+        leaves the old set or the new one, and the description (written last) names the others' size and
+        digest, so a mismatch is detected on load."""
+        files.data.parent.mkdir(parents=True, exist_ok=True)
+        tmp = files.ids.with_name(files.ids.name + ".tmp.npy")
+        np.save(tmp, self._ids)
+        os.replace(tmp, files.ids)
+        self.info.ids_digest = _digest(self._ids)
+        cpu = faiss.index_gpu_to_cpu(self.native) if self.info.device != "cpu" else self.native
+        tmp = files.data.with_name(files.data.name + ".tmp")
+        faiss.write_index(cpu, str(tmp))
+        os.replace(tmp, files.data)
+        tmp = files.description.with_name(files.description.name + ".tmp")
+        tmp.write_text(json.dumps({**self.info.to_json(), "bytes": files.data.stat().st_size}))
+        os.replace(tmp, files.description)
+
+    def describe(self) -> dict:
+        return {k: getattr(self.info, k) for k in ("name", "type", "size", "device", "recall", "params", "search")}
 
 
-def load_index(folder: Path, name: str):
-    """Read an index and its description; IndexFileError if anything about the pair is off."""
-    data, meta = folder / f"{name}.faiss", folder / f"{name}.json"
-    if not data.is_file() or not meta.is_file():
-        raise IndexFileError(f"no {name} index in {folder}")
-    try:
-        described = json.loads(meta.read_text())
-        info = IndexInfo(**{k: v for k, v in described.items() if k != "bytes"})
-    except (ValueError, TypeError) as exc:
-        raise IndexFileError(f"{meta.name} is unreadable: {exc}") from exc
-    if data.stat().st_size != described.get("bytes"):
-        raise IndexFileError(f"{data.name} has {data.stat().st_size} bytes, its description says {described.get('bytes')}")
-    try:
-        index = faiss.read_index(str(data))
-    except RuntimeError as exc:
-        raise IndexFileError(f"{data.name} is unreadable: {' '.join(str(exc).split())[:200]}") from exc
-    if index.ntotal != info.size or index.d != info.dim:
-        raise IndexFileError(f"{data.name} holds {index.ntotal}x{index.d}, its description says {info.size}x{info.dim}")
-    set_search_params(index, info.search)
-    index, info.device = to_device(index)
-    return index, info
+def _digest(ids: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(ids, np.int64).tobytes()).hexdigest()

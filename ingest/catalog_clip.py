@@ -1,15 +1,14 @@
-"""Which CLIP a catalog uses: the first ingest fixes it, later ingests must match it (DESIGN.md, Versions).
+"""Which CLIP a catalog uses: the first ingest fixes it, later ingests must match it (docs/formats.md,
+Versions).
 
 Weights that exist nowhere else (a fresh tiny CLIP, a local checkpoint that may move, a tuned
 version) are kept as safetensors under `clip/` in the data directory, so the catalog is self-contained.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from models.clip import DEFAULT_SPEC, ClipError, ClipModel, load_clip, parse_clip_spec
 
-from models.clip import DEFAULT_SPEC, ClipError, ClipModel, ClipSpec, load_clip, parse_clip_spec
-
-from .store import Store
+from .store import Store, ensure
 
 
 class ClipMismatch(ClipError):
@@ -18,42 +17,39 @@ class ClipMismatch(ClipError):
 
 def open_catalog_clip(store: Store, requested: str | None = None, *, device: str | None = None) -> tuple[ClipModel, int]:
     """Load the catalog's current CLIP (recording one on first use) and return it with its version."""
-    current = store.clip_version()
+    current = store.clips.current()
     wanted = parse_clip_spec(requested) if requested else None
     if current is not None:
-        base = parse_clip_spec(current.spec)
-        has_embeddings = store.db.execute("SELECT 1 FROM embeddings LIMIT 1").fetchone() is not None
-        if wanted is None or wanted == base:
+        if wanted is None or wanted == parse_clip_spec(current.spec):
             return load_catalog_version(store, current.version, device=device), current.version
-        if has_embeddings:
+        if store.embeddings.exist():
             raise ClipMismatch(
                 f"this catalog's embeddings were made with CLIP {current.spec} (version {current.version}); "
                 f"ingest without --clip to use it, or use another --data-dir for {wanted}")
     spec = wanted or parse_clip_spec(DEFAULT_SPEC)
     clip = load_clip(spec, device=device)
     with store.transaction():
-        version = _next_version(store)
+        version = store.clips.next_version()
         weights = None
         if spec.kind in ("tiny", "checkpoint"):
-            weights = f"clip/v{version}.safetensors"
-            clip.save(store.path(weights))
-        store.add_clip_version(version, str(spec), weights, None,
-                               {"embed_dim": clip.embed_dim, "image_size": clip.image_size, "tuned": False})
-        store.set_current_clip(version)
+            weights = save_weights(store, clip, version)
+        store.clips.add(version, str(spec), weights, None,
+                        {"embed_dim": clip.embed_dim, "image_size": clip.image_size, "tuned": False})
+        store.clips.make_current(version)
     return clip, version
 
 
+def save_weights(store: Store, clip: ClipModel, version: int) -> str:
+    """Keep a CLIP's weights in the data dir as version `version`; returns the name the store records."""
+    name = store.paths.clip_weights_name(version)
+    clip.save(ensure(store.paths.resolve(name)))
+    return name
+
+
 def load_catalog_version(store: Store, version: int, *, device: str | None = None) -> ClipModel:
-    record = store.clip_version(version)
+    record = store.clips.get(version)
     if record is None:
         raise ClipError(f"the catalog has no CLIP version {version}")
-    weights: Path | None = record.weights
-    if weights is not None and not weights.is_file():
-        raise ClipError(f"the catalog's CLIP weights are missing: {weights}")
-    spec: ClipSpec = parse_clip_spec(record.spec)
-    return load_clip(spec, weights=weights, device=device)
-
-
-def _next_version(store: Store) -> int:
-    row = store.db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM clip_versions").fetchone()
-    return int(row[0])
+    if record.weights is not None and not record.weights.is_file():
+        raise ClipError(f"the catalog's CLIP weights are missing: {record.weights}")
+    return load_clip(parse_clip_spec(record.spec), weights=record.weights, device=device)

@@ -1,4 +1,4 @@
-"""Import interaction logs (CSV or Parquet, DESIGN.md format) into the store.
+"""Import interaction logs (CSV or Parquet, docs/formats.md) into the store.
 
 A row is identified by (user_id, video_id, timestamp), so importing the same rows again adds nothing.
 Malformed rows and rows naming unknown videos are skipped and reported by line (line 1 is the header;
@@ -13,10 +13,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from .store import Store
+from .store import Interaction, Store
 
-REQUIRED = ("user_id", "video_id", "timestamp", "clicked")
-OPTIONAL = ("device", "region", "liked", "watch_seconds")
+REQUIRED = ("user_id", "video_id", "timestamp", "clicked")  # device, region, liked, watch_seconds may be missing
 MAX_REPORTED = 1000  # skipped rows listed one by one; beyond this only counted
 
 
@@ -41,27 +40,12 @@ class ImportReport:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class Interaction:
-    user_id: str
-    video_id: str
-    ts: int
-    utc_offset: int
-    hour: int
-    weekday: int
-    device: str | None
-    region: str | None
-    clicked: int
-    liked: int | None
-    watch_seconds: float | None
-
-
 def import_interactions(store: Store, path: Path | str, source: str = "import") -> ImportReport:
     started = time.perf_counter()
     path = Path(path)
     if not path.is_file():
         raise InteractionsError(f"interaction log not found: {path}")
-    known = {r[0] for r in store.db.execute("SELECT video_id FROM videos")}
+    known = set(store.videos.video_ids())
     report = ImportReport()
     rows = []
     for line, raw in _read_rows(path):
@@ -69,21 +53,10 @@ def import_interactions(store: Store, path: Path | str, source: str = "import") 
             rows.append(parse_row(raw, known))
         except ValueError as exc:
             report.skip(line, str(exc))
-    with store.transaction():
-        before = store.db.total_changes
-        store.db.executemany(
-            "INSERT OR IGNORE INTO interactions(user_id, video_id, ts, utc_offset, hour, weekday, device, region, "
-            "clicked, liked, watch_seconds, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*_values(r), source) for r in rows])
-        report.imported = store.db.total_changes - before
+    report.imported = store.interactions.add(rows, source)
     report.duplicates = len(rows) - report.imported
     report.seconds = round(time.perf_counter() - started, 3)
     return report
-
-
-def _values(r: Interaction) -> tuple:
-    return (r.user_id, r.video_id, r.ts, r.utc_offset, r.hour, r.weekday, r.device, r.region, r.clicked,
-            r.liked, r.watch_seconds)
 
 
 def _read_rows(path: Path):
@@ -190,44 +163,3 @@ def _number(value, name: str) -> float | None:
     except ValueError:
         raise ValueError(f"{name} {text[:20]!r} is not a number") from None
     return None if math.isnan(number) else number  # NaN: unknown, like an empty cell
-
-
-FEEDBACK = ("watched", "like", "skip")
-
-
-def log_impressions(store: Store, user_id: str, video_ids: list[str], context, when: float | None = None) -> int:
-    """What a UI showed, as impressions without a click yet, in the chosen context (hour, weekday, device,
-    region); feedback later marks the outcome. Returns the impressions' timestamp."""
-    ts = int(when if when is not None else time.time())
-    with store.transaction():
-        store.db.executemany(
-            "INSERT OR IGNORE INTO interactions(user_id, video_id, ts, utc_offset, hour, weekday, device, region, "
-            "clicked, liked, watch_seconds, source) VALUES (?, ?, ?, 0, ?, ?, ?, ?, 0, NULL, NULL, 'ui')",
-            [(user_id, v, ts, context.hour, context.weekday, context.device, context.region) for v in video_ids])
-    return ts
-
-
-def record_feedback(store: Store, user_id: str, video_id: str, action: str, context,
-                    watch_seconds: float | None = None, when: float | None = None) -> None:
-    """Mark the outcome of the latest impression of this video for this user (or log one): watched is a
-    click, like a click and a like, skip an impression without a click (an explicit negative)."""
-    if action not in FEEDBACK:
-        raise ValueError(f"feedback must be one of {', '.join(FEEDBACK)}, not {action!r}")
-    if store.video(video_id) is None:
-        raise ValueError(f"unknown video_id {video_id!r}")
-    with store.transaction():
-        row = store.db.execute("SELECT ts, clicked, liked, watch_seconds FROM interactions WHERE user_id = ? "
-                               "AND video_id = ? AND source = 'ui' ORDER BY ts DESC LIMIT 1",
-                               (user_id, video_id)).fetchone()
-        if row is None:
-            ts = log_impressions(store, user_id, [video_id], context, when)
-            clicked, liked, watched = 0, None, None
-        else:
-            ts, clicked, liked, watched = row
-        if action != "skip":  # a skip leaves the impression unclicked: a negative for the next training
-            clicked = 1
-            liked = 1 if action == "like" else (liked or 0)
-            watched = watch_seconds if watch_seconds is not None else watched
-        store.db.execute("UPDATE interactions SET clicked = ?, liked = ?, watch_seconds = ? "
-                         "WHERE user_id = ? AND video_id = ? AND ts = ?",
-                         (clicked, liked, watched, user_id, video_id, ts))

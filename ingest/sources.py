@@ -1,4 +1,4 @@
-"""What to ingest: files and walked folders, and catalog manifests (CSV or JSONL, DESIGN.md format).
+"""What to ingest: files and walked folders, and catalog manifests (CSV or JSONL, docs/formats.md).
 
 Each input becomes an `Entry`; each unusable manifest row or path becomes a failure with a one-line
 reason, and the rest goes on.
@@ -14,7 +14,6 @@ from pathlib import Path
 
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts",
                     ".wmv", ".flv", ".3gp", ".ogv", ".mxf"}
-MANIFEST_COLUMNS = ("path", "video_id", "title", "description", "tags", "category", "published_at")
 VIDEO_ID_PATTERN = re.compile(r"[^\s/\\]{1,128}")
 
 

@@ -1,5 +1,6 @@
 """`tune-clip`: tune the catalog's CLIP on its own kept frames and texts, keep it only if it retrieves
-better on held-out videos, then re-embed the catalog with it as a new CLIP version (DESIGN.md, Versions).
+better on held-out videos, then re-embed the catalog with it as a new CLIP version (docs/formats.md,
+Versions).
 
 Re-embedding writes the new version's rows beside the old ones in batches and switches in one
 transaction at the end; a run killed half-way leaves the new weights recorded as pending, and the
@@ -7,7 +8,7 @@ next `tune-clip` finishes that re-embedding first.
 """
 from __future__ import annotations
 
-import json
+import logging
 import random
 import re
 import sys
@@ -22,12 +23,14 @@ from models.clip import ClipModel
 from models.clip_tuning import PairSet, TuneConfig, precision_at_k, recall_at_k, tune_clip
 from models.fusion import fuse_catalog, fuse_text_query
 
-from .catalog_clip import load_catalog_version
-from .embedding import frame_embeddings, preprocess_jpegs, text_embeddings
-from .store import Store
+from .catalog_clip import load_catalog_version, save_weights
+from .embedding import embed, pixels
+from .store import ClipVersion, Store, Video
 
-WRITE_BATCH = 64
-CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")  # videos re-embedded per transaction
+TUNE_EPOCHS = 12  # passes over the catalog's pairs unless asked otherwise (`tune-clip --epochs`)
+WRITE_BATCH = 64  # videos re-embedded per transaction
+CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+logger = logging.getLogger(__name__)
 
 
 class TuneError(Exception):
@@ -36,7 +39,7 @@ class TuneError(Exception):
 
 @dataclass
 class TuneOptions:
-    epochs: int = 12
+    epochs: int = TUNE_EPOCHS
     force: bool = False
     seed: int = 0
     holdout: float = 0.2
@@ -49,29 +52,28 @@ class TuneOptions:
 def tune_catalog_clip(store: Store, options: TuneOptions | None = None) -> dict:
     options = options or TuneOptions()
     started = time.perf_counter()
-    current = store.clip_version()
-    if current is None or store.count("videos") == 0:
+    current = store.clips.current()
+    if current is None or store.videos.count() == 0:
         raise TuneError("the catalog is empty: ingest videos first")
-    pending = pending_version(store)
+    pending = store.clips.pending()
     if pending is not None:
-        _say(f"finishing the re-embedding with CLIP version {pending} left by an interrupted run", options.progress)
-        reembed(store, pending, progress=options.progress, device=options.device)
-        info = store.clip_version(pending).info
-        return {"clip": _clip_json(store), "before": info.get("before"), "after": info.get("after"),
+        logger.info("finishing the re-embedding with CLIP version %d left by an interrupted run", pending.version)
+        reembed(store, pending.version, progress=options.progress, device=options.device)
+        return {"clip": _clip_json(store), "before": pending.info.get("before"), "after": pending.info.get("after"),
                 "replaced": True, "resumed": True, "seconds": round(time.perf_counter() - started, 3)}
 
-    rows = [dict(r) for r in store.videos()]
-    titled = [r for r in rows if r["title"].strip()]
+    rows = store.videos.all()
+    titled = [r for r in rows if r.title.strip()]
     if len(titled) < 2:
         raise TuneError(f"tuning needs at least two videos with a title; the catalog has {len(titled)}")
     rng = random.Random(options.seed)
-    holdout = set(rng.sample([r["id"] for r in titled], max(1, round(len(titled) * options.holdout))))
+    holdout = set(rng.sample([r.id for r in titled], max(1, round(len(titled) * options.holdout))))
     clip = load_catalog_version(store, current.version, device=options.device)
     before = evaluate(store_embeddings(store, current.version), rows, holdout, clip)
-    training = [r for r in rows if r["id"] not in holdout]
-    frames = {r["id"]: [jpeg for _, jpeg in store.kept_frames(r["id"])] for r in rows}
+    training = [r for r in rows if r.id not in holdout]
+    frames = {r.id: [jpeg for _, jpeg in store.videos.kept_frames(r.id)] for r in rows}
     texts = [training_texts(r) for r in training]
-    pairs = PairSet(frames=[preprocess_jpegs(clip, frames[r["id"]]).half() for r in training], texts=texts,
+    pairs = PairSet(frames=[pixels(clip, frames[r.id]).half() for r in training], texts=texts,
                     weights=script_balanced_weights(texts))
     from_scratch = current.parent is None and current.spec == "tiny"
     config = TuneConfig(epochs=options.epochs, batch_size=options.batch_size, seed=options.seed,
@@ -89,12 +91,12 @@ def tune_catalog_clip(store: Store, options: TuneOptions | None = None) -> dict:
             "history": history, "seconds": round(time.perf_counter() - started, 3)}
 
 
-def training_texts(row: dict) -> list[str]:
+def training_texts(video: Video) -> list[str]:
     """The catalog's own words for a video: its title, description, each description sentence, its tags
     together and one by one, its category label. Short pieces teach the text tower what short queries mean."""
-    tags = [t for t in (row["tags"] or "").split("|") if t.strip()]
-    sentences = [s for s in re.split(r"(?<=[.!?。！？])\s*", row["description"] or "") if s.strip()]
-    texts = [row["title"], row["description"], ", ".join(tags), *tags, row["category"] or ""]
+    tags = [t for t in video.tag_list if t.strip()]
+    sentences = [s for s in re.split(r"(?<=[.!?。！？])\s*", video.description or "") if s.strip()]
+    texts = [video.title, video.description, ", ".join(tags), *tags, video.category or ""]
     texts += sentences if len(sentences) > 1 else []
     return [t.strip() for t in texts if t and t.strip()]
 
@@ -109,23 +111,23 @@ def script_balanced_weights(texts: list[list[str]]) -> list[float]:
     return [0.5 / share if is_cjk else 0.5 / (1 - share) for is_cjk in cjk]
 
 
-def evaluate(embeddings: dict[int, dict], rows: list[dict], holdout: set[int], clip: ClipModel | None) -> dict:
+def evaluate(embeddings: dict[int, dict], rows: list[Video], holdout: set[int], clip: ClipModel | None) -> dict:
     """On held-out videos: recall@1/@5 of each video from its own title among all videos (frames), and
     precision@10 of each category's name as a query over the held-out labelled videos (frames + text)."""
-    ids = [r["id"] for r in rows if r["id"] in embeddings]
+    ids = [r.id for r in rows if r.id in embeddings]
     position = {vid: i for i, vid in enumerate(ids)}
     video = np.stack([embeddings[v]["video_emb"] for v in ids])
-    queries = [r["id"] for r in rows if r["id"] in holdout and r["title"].strip() and r["id"] in position]
+    queries = [r.id for r in rows if r.id in holdout and r.title.strip() and r.id in position]
     metrics = recall_at_k(np.stack([embeddings[v]["title_emb"] for v in queries]), video,
                           np.array([position[v] for v in queries]))
-    labelled = [r for r in rows if r["id"] in holdout and r["category"] and r["id"] in position]
-    categories = sorted({r["category"] for r in labelled})
+    labelled = [r for r in rows if r.id in holdout and r.category and r.id in position]
+    categories = sorted({r.category for r in labelled if r.category})
     metrics["category_p10"] = 0.0
     if clip is not None and categories:
-        catalog = fuse_catalog(np.stack([embeddings[r["id"]]["video_emb"] for r in labelled]),
-                               np.stack([embeddings[r["id"]]["text_emb"] for r in labelled]))
+        catalog = fuse_catalog(np.stack([embeddings[r.id]["video_emb"] for r in labelled]),
+                               np.stack([embeddings[r.id]["text_emb"] for r in labelled]))
         scores = fuse_text_query(clip.encode_texts(categories)) @ catalog.T
-        relevant = np.array([[r["category"] == c for r in labelled] for c in categories])
+        relevant = np.array([[r.category == c for r in labelled] for c in categories])
         metrics["category_p10"] = precision_at_k(scores, relevant, 10)
     return metrics
 
@@ -137,45 +139,32 @@ def _score(metrics: dict) -> float:
 def store_embeddings(store: Store, version: int) -> dict[int, dict]:
     out: dict[int, dict] = {}
     for field in ("video_emb", "title_emb", "text_emb"):
-        ids, _, matrix = store.embeddings(field, version)
+        ids, _, matrix = store.embeddings.matrix(field, version)
         for vid, vector in zip(ids.tolist(), matrix):
             out.setdefault(vid, {})[field] = vector
     return out
 
 
-def embed_videos(clip: ClipModel, rows: list[dict], frames: dict[int, list[bytes]], *, progress: bool = False,
+def embed_videos(clip: ClipModel, rows: list[Video], frames: dict[int, list[bytes]], *, progress: bool = False,
                  batch: int = WRITE_BATCH) -> dict[int, dict]:
     """All embeddings of these videos, from their kept frames and their text."""
     out: dict[int, dict] = {}
     for start in tqdm(range(0, len(rows), batch), desc="embed", unit="batch", file=sys.stderr, disable=not progress):
         chunk = rows[start:start + batch]
-        images = frame_embeddings(clip, [preprocess_jpegs(clip, frames[r["id"]]) for r in chunk])
-        texts = text_embeddings(clip, chunk)
-        for row, image, text in zip(chunk, images, texts):
-            out[row["id"]] = {**image, **text}
+        vectors = embed(clip, [pixels(clip, frames[r.id]) for r in chunk], [r.text_fields() for r in chunk])
+        out.update({row.id: v for row, v in zip(chunk, vectors)})
     return out
 
 
-def _record_version(store: Store, clip: ClipModel, current, before, after, history, options) -> int:
+def _record_version(store: Store, clip: ClipModel, current: ClipVersion, before, after, history,
+                    options: TuneOptions) -> int:
     with store.transaction():
-        version = int(store.db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM clip_versions").fetchone()[0])
-        weights = f"clip/v{version}.safetensors"
-        clip.save(store.path(weights))
-        store.add_clip_version(version, current.spec, weights, current.version,
-                               {"tuned": True, "pending": True, "before": before, "after": after,
-                                "history": history, "epochs": options.epochs, "seed": options.seed,
-                                "embed_dim": clip.embed_dim, "image_size": clip.image_size})
+        version = store.clips.next_version()
+        store.clips.add(version, current.spec, save_weights(store, clip, version), current.version,
+                        {"tuned": True, "pending": True, "before": before, "after": after,
+                         "history": history, "epochs": options.epochs, "seed": options.seed,
+                         "embed_dim": clip.embed_dim, "image_size": clip.image_size})
     return version
-
-
-def pending_version(store: Store) -> int | None:
-    """A tuned version whose re-embedding was interrupted, if any."""
-    current = store.clip_version()
-    for row in store.db.execute("SELECT version, info FROM clip_versions WHERE version > ? ORDER BY version DESC",
-                                (current.version if current else 0,)):
-        if json.loads(row["info"]).get("pending"):
-            return int(row["version"])
-    return None
 
 
 def reembed(store: Store, version: int, *, clip: ClipModel | None = None, precomputed: dict[int, dict] | None = None,
@@ -186,42 +175,34 @@ def reembed(store: Store, version: int, *, clip: ClipModel | None = None, precom
     precomputed = precomputed or {}
     written = 0
     while True:
-        missing = [dict(r) for r in store.db.execute(
-            "SELECT * FROM videos v WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.video = v.id AND e.version = ?) "
-            "ORDER BY id", (version,))]
+        missing = store.videos.lacking_embeddings(version)
         if not missing:
             break
         bar = tqdm(total=len(missing), desc=f"re-embed v{version}", unit="video", file=sys.stderr, disable=not progress)
         for start in range(0, len(missing), WRITE_BATCH):
             chunk = missing[start:start + WRITE_BATCH]
-            todo = [r for r in chunk if r["id"] not in precomputed]
-            frames = {r["id"]: [j for _, j in store.kept_frames(r["id"])] for r in todo}
+            todo = [r for r in chunk if r.id not in precomputed]
+            frames = {r.id: [j for _, j in store.videos.kept_frames(r.id)] for r in todo}
             fresh = embed_videos(clip, todo, frames) if todo else {}
             with store.transaction():
                 for row in chunk:
-                    store.put_embeddings(row["id"], version, precomputed.get(row["id"]) or fresh[row["id"]])
+                    store.embeddings.put(row.id, version, precomputed.get(row.id) or fresh[row.id])
             written += len(chunk)
             bar.update(len(chunk))
         bar.close()
     with store.transaction():
-        lacking = store.db.execute(
-            "SELECT COUNT(*) FROM videos v WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.video = v.id "
-            "AND e.version = ?)", (version,)).fetchone()[0]
+        lacking = store.embeddings.count_lacking(version)
         if lacking:  # videos ingested meanwhile: the next run picks them up
             raise TuneError(f"{lacking} videos arrived during re-embedding; run tune-clip again to finish")
-        info = store.clip_version(version).info
-        info["pending"] = False
-        store.db.execute("UPDATE clip_versions SET info = ? WHERE version = ?", (json.dumps(info), version))
-        store.db.execute("DELETE FROM embeddings WHERE version != ?", (version,))
-        store.set_current_clip(version)
+        record = store.clips.get(version)
+        assert record is not None
+        store.clips.set_info(version, {**record.info, "pending": False})
+        store.embeddings.keep_only(version)
+        store.clips.make_current(version)
     return written
 
 
 def _clip_json(store: Store) -> dict:
-    clip = store.clip_version()
+    clip = store.clips.current()
+    assert clip is not None
     return {"version": clip.version, "spec": clip.spec, "tuned": clip.parent is not None}
-
-
-def _say(message: str, progress: bool) -> None:
-    if progress:
-        print(f"[tune-clip] {message}", file=sys.stderr)

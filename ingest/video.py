@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
-import numpy as np
 from PIL import Image
 
+FRAMES_PER_VIDEO = 8  # frames sampled per video unless asked otherwise (`ingest --frames`)
 FRAME_SIDE = 224  # kept frames: short side at most this (the usual CLIP input size)
 FORWARD_SECONDS = 3.0  # decode forward rather than seek when the next target is this close
 STILL_IMAGE_CODECS = {"png", "bmp", "gif", "webp", "tiff", "jpegls", "pam", "ppm", "pgm", "qoi"}
@@ -36,7 +36,7 @@ class SampledVideo:
     frames: list[tuple[float, Image.Image]] = field(default_factory=list)  # (seconds, upright RGB)
 
 
-def sample_video(path: Path | str, k: int = 8, side: int = FRAME_SIDE) -> SampledVideo:
+def sample_video(path: Path | str, k: int = FRAMES_PER_VIDEO, side: int = FRAME_SIDE) -> SampledVideo:
     """Probe `path` and return k upright frames (fewer for very short videos); VideoError if it is not a video."""
     path = Path(path)
     if k < 1:
@@ -144,8 +144,3 @@ def _upright_image(frame, rotation_cw: int, side: int) -> Image.Image:
 def _one_line(exc: Exception) -> str:
     text = " ".join((getattr(exc, "strerror", None) or str(exc)).split()) or type(exc).__name__
     return text[:200]
-
-
-def frames_array(video: SampledVideo) -> np.ndarray:
-    """The sampled frames as one uint8 array [K, H, W, 3] (for tests and diagnostics)."""
-    return np.stack([np.asarray(img) for _, img in video.frames])

@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # tests/media.py
 
 from app.cli import main  # noqa: E402
-from ingest.demo import generate_world  # noqa: E402
+from app.demo import generate_world  # noqa: E402
 from ingest.interactions import import_interactions  # noqa: E402
 from ingest.pipeline import IngestOptions, ingest  # noqa: E402
 from ingest.store import Store  # noqa: E402
@@ -79,7 +79,7 @@ TUNE_EPOCHS = 15
 def trained_catalog(tuned_catalog, tmp_path_factory):
     """The tuned tiny catalog with a trained multi-task model and its indexes. Read only."""
     from index.api import Vidrec
-    from ingest.training import TrainOptions, train_and_save
+    from ingest.learning import TrainOptions, train_and_save
 
     data_dir = tmp_path_factory.mktemp("trained") / "data"
     shutil.copytree(tuned_catalog[0], data_dir)

@@ -8,7 +8,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from ingest.demo import write_video
+from app.demo import write_video
 
 
 def moving_frames(n: int, height: int = 64, width: int = 96, seed: int = 0):

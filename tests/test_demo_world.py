@@ -1,4 +1,4 @@
-"""The demo world at tiny size: files that decode, DESIGN.md's formats, a log consistent with its truth."""
+"""The demo world at tiny size: files that decode, the documented formats, a log consistent with its truth."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import av
 import numpy as np
 import pytest
 
-from ingest.demo import Truth, generate_world, load_truth, write_video
-from ingest.demo.vocab import CATEGORIES, LANGUAGES
-from ingest.demo.world import DEVICES, INTERACTION_COLUMNS, MANIFEST_COLUMNS, REGIONS
+from app.demo import Truth, generate_world, load_truth, write_video
+from app.demo.vocab import CATEGORIES, LANGUAGES
+from app.demo.world import DEVICES, INTERACTION_COLUMNS, MANIFEST_COLUMNS, REGIONS
 
 TINY = dict(videos=36, users=24, impressions=3000, days=30, seed=7)
 

@@ -36,26 +36,26 @@ def _write_manifest(path: Path, rows: list[dict]) -> Path:
 def test_tiny_world_is_ingested_whole(tiny_catalog, tiny_world):
     store = Store(tiny_catalog, create=False)
     rows = {r["video_id"]: r for r in _manifest_rows(tiny_world.manifest)}
-    videos = {v["video_id"]: v for v in store.videos()}
+    videos = {v.video_id: v for v in store.videos.all()}
     assert set(videos) == set(rows)
     for video_id, row in rows.items():
         video = videos[video_id]
-        assert video["title"] == row["title"] and video["description"] == row["description"]
-        assert video["tags"] == row["tags"] and (video["category"] or "") == row["category"]
-        assert video["codec"] == "h264" and 2 <= video["duration"] <= 20.5
-        frames = store.kept_frames(video["id"])
+        assert video.title == row["title"] and video.description == row["description"]
+        assert video.tags == row["tags"] and (video.category or "") == row["category"]
+        assert video.codec == "h264" and 2 <= video.duration <= 20.5
+        frames = store.videos.kept_frames(video.id)
         assert len(frames) == FRAMES
         assert [t for t, _ in frames] == sorted(t for t, _ in frames)
         assert Image.open(io.BytesIO(frames[0][1])).size == (128, 128)
-        assert Image.open(io.BytesIO(store.thumbnail(video_id))).format == "JPEG"
-    ids, video_ids, video_emb = store.embeddings("video_emb")
-    _, _, text_emb = store.embeddings("text_emb")
+        assert Image.open(io.BytesIO(store.videos.thumbnails([video_id])[video_id])).format == "JPEG"
+    ids, video_ids, video_emb = store.embeddings.matrix("video_emb")
+    _, _, text_emb = store.embeddings.matrix("text_emb")
     assert len(ids) == len(rows) and video_emb.shape == (len(rows), 128)
     np.testing.assert_allclose(np.linalg.norm(video_emb, axis=1), 1, atol=1e-4)
     np.testing.assert_allclose(np.linalg.norm(text_emb, axis=1), 1, atol=1e-4)
-    frames_emb = store.frame_embeddings(store.clip_version().version)
+    frames_emb = store.embeddings.frames(store.clips.current().version)
     assert all(f.shape == (FRAMES, 128) for f in frames_emb.values())
-    assert any(any("\u4e00" <= ch <= "\u9fff" for ch in v["title"]) for v in videos.values())
+    assert any(any("\u4e00" <= ch <= "\u9fff" for ch in v.title) for v in videos.values())
     assert store.status()["failed"] == 0
 
 
@@ -65,14 +65,14 @@ def test_odd_but_valid_files_are_ingested(tmp_path, cli):
     assert code == 0, out
     assert out["ingested"] == len(odd) and out["failed"] == [] and out["duplicates"] == 0
     store = Store(tmp_path / "data", create=False)
-    by_path = {Path(v["path"]).name: v for v in store.videos()}
-    assert {by_path[p.name]["codec"] for p in odd.values()} == {"hevc", "vp9", "av1", "mpeg4", "mjpeg", "h264"}
+    by_path = {Path(v.path).name: v for v in store.videos.all()}
+    assert {by_path[p.name].codec for p in odd.values()} == {"hevc", "vp9", "av1", "mpeg4", "mjpeg", "h264"}
     portrait = by_path["portrait.mp4"]
-    assert portrait["rotation"] == 90 and (portrait["width"], portrait["height"]) == (96, 64)
-    upright = Image.open(io.BytesIO(store.kept_frames(portrait["id"])[0][1]))
+    assert portrait.rotation == 90 and (portrait.width, portrait.height) == (96, 64)
+    upright = Image.open(io.BytesIO(store.videos.kept_frames(portrait.id)[0][1]))
     assert upright.height > upright.width  # shown as portrait
-    assert by_path["视频 ünïcode clip.mp4"]["title"] == "视频 ünïcode clip"
-    assert all(len(store.kept_frames(v["id"])) == FRAMES for v in by_path.values())
+    assert by_path["视频 ünïcode clip.mp4"].title == "视频 ünïcode clip"
+    assert all(len(store.videos.kept_frames(v.id)) == FRAMES for v in by_path.values())
 
 
 def test_bad_files_are_refused_one_by_one_and_the_batch_goes_on(tmp_path, cli):
@@ -101,7 +101,7 @@ def test_rerun_adds_nothing_but_new_metadata_updates(catalog_copy, tiny_world, t
     assert code == 0 and out["ingested"] == 0 and out["updated"] == 0
     assert out["duplicates"] == tiny_world.videos
     store = Store(catalog_copy, create=False)
-    before = dict(zip(*store.embeddings("title_emb")[1:]))
+    before = dict(zip(*store.embeddings.matrix("title_emb")[1:]))
     rows = _manifest_rows(tiny_world.manifest)
     for row in rows:
         row["path"] = str(tiny_world.world_dir / row["path"])
@@ -109,11 +109,11 @@ def test_rerun_adds_nothing_but_new_metadata_updates(catalog_copy, tiny_world, t
     code, out = cli("--data-dir", catalog_copy, "ingest", "--manifest", _write_manifest(tmp_path / "m.csv", rows), "--json")
     assert code == 0 and out["ingested"] == 0 and out["updated"] == 1
     store = Store(catalog_copy, create=False)
-    assert store.video(rows[0]["video_id"])["title"] == "a brand new title about dancing robots"
-    after = dict(zip(*store.embeddings("title_emb")[1:]))
+    assert store.videos.get(rows[0]["video_id"]).title == "a brand new title about dancing robots"
+    after = dict(zip(*store.embeddings.matrix("title_emb")[1:]))
     assert not np.allclose(after[rows[0]["video_id"]], before[rows[0]["video_id"]])
     np.testing.assert_array_equal(after[rows[1]["video_id"]], before[rows[1]["video_id"]])
-    assert store.count("videos") == tiny_world.videos
+    assert store.videos.count() == tiny_world.videos
 
 
 def test_same_bytes_under_another_name_or_id_are_one_video(catalog_copy, tiny_world, tmp_path, cli):
@@ -123,7 +123,7 @@ def test_same_bytes_under_another_name_or_id_are_one_video(catalog_copy, tiny_wo
     manifest = _write_manifest(tmp_path / "m.csv", [dict(row, path=str(copy), video_id="another-id")])
     code, out = cli("--data-dir", catalog_copy, "ingest", copy, "--manifest", manifest, "--json")
     assert code == 0 and out["ingested"] == 0 and out["duplicates"] == 2
-    assert Store(catalog_copy, create=False).video("another-id") is None
+    assert Store(catalog_copy, create=False).videos.get("another-id") is None
 
 
 def test_an_id_that_names_another_file_is_refused(catalog_copy, tiny_world, tmp_path, cli):
@@ -155,7 +155,7 @@ def test_manifest_rows_with_errors_are_reported_by_line(tmp_path, cli):
     assert any("no such file" in r.lower() for r in reasons)
     assert any("line 6" in r and "more field" in r for r in reasons)
     store = Store(tmp_path / "data", create=False)
-    assert store.video("ok1")["title"] == huge_title.strip()  # kept whole, not cut
+    assert store.videos.get("ok1").title == huge_title.strip()  # kept whole, not cut
     code, out = cli("--data-dir", tmp_path / "data", "ingest", "--manifest", jsonl, "--json")
     assert code == 0 and out["duplicates"] == 1  # the same bytes as ok1
     assert any("line 2" in f["reason"] and "invalid JSON" in f["reason"] for f in out["failed"])
@@ -166,7 +166,7 @@ def test_a_second_clip_is_refused(catalog_copy, tmp_path, cli):
     clip = write_clip(tmp_path / "new.mp4", seed=7)
     code, out = cli("--data-dir", catalog_copy, "ingest", clip, "--clip", "ViT-B-32:/no/such/weights.safetensors", "--json")
     assert code == 1 and "made with CLIP tiny" in out["error"]
-    assert Store(catalog_copy, create=False).count("videos") == 36
+    assert Store(catalog_copy, create=False).videos.count() == 36
 
 
 def test_killed_ingest_resumes_without_duplicates(tiny_world, tmp_path, cli):
@@ -195,7 +195,7 @@ def test_killed_ingest_resumes_without_duplicates(tiny_world, tmp_path, cli):
     code, out = cli("--data-dir", data, "ingest", "--manifest", tiny_world.manifest, "--json")
     assert code == 0 and out["failed"] == []
     store = Store(data, create=False)
-    assert store.count("videos") == tiny_world.videos
+    assert store.videos.count() == tiny_world.videos
     assert out["ingested"] + out["duplicates"] == tiny_world.videos and out["duplicates"] >= 3
     assert store.db.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == tiny_world.videos * FRAMES
     assert store.db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == tiny_world.videos
@@ -203,13 +203,13 @@ def test_killed_ingest_resumes_without_duplicates(tiny_world, tmp_path, cli):
 
 def test_remove_takes_everything_a_video_owns(catalog_copy, cli):
     store = Store(catalog_copy, create=False)
-    video_id = store.db.execute("SELECT video_id FROM interactions GROUP BY video_id ORDER BY COUNT(*) DESC").fetchone()[0]
-    interactions = store.count("interactions")
+    video_id = max(store.videos.video_ids(), key=lambda v: store.interactions.audience(v)[0])
+    interactions = store.interactions.count()
     code, out = cli("--data-dir", catalog_copy, "remove", video_id, "nope", "--json")
     assert code == 0 and out["removed"] == [video_id] and out["unknown"] == ["nope"]
     store = Store(catalog_copy, create=False)
-    assert store.video(video_id) is None and store.count("videos") == 35
-    assert store.count("interactions") < interactions
+    assert store.videos.get(video_id) is None and store.videos.count() == 35
+    assert store.interactions.count() < interactions
     assert store.db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 35
     assert store.db.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 35 * FRAMES
     code, out = cli("--data-dir", catalog_copy, "remove", "nope", "--json")

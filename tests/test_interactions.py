@@ -1,4 +1,4 @@
-"""Interaction logs: DESIGN.md format, idempotent import, bad rows reported by line."""
+"""Interaction logs: the documented format (docs/formats.md), idempotent import, bad rows reported by line."""
 from __future__ import annotations
 
 import pyarrow as pa
@@ -9,13 +9,13 @@ from ingest.store import Store
 
 def test_the_world_log_imports_once(tiny_catalog, tiny_world, catalog_copy, cli):
     rows = sum(1 for _ in open(tiny_world.interactions, encoding="utf-8")) - 1
-    assert Store(tiny_catalog, create=False).count("interactions") == rows
+    assert Store(tiny_catalog, create=False).interactions.count() == rows
     code, out = cli("--data-dir", catalog_copy, "import-interactions", tiny_world.interactions, "--json")
     assert code == 0 and out["imported"] == 0 and out["duplicates"] == rows and out["skipped"] == []
 
 
 def test_bad_rows_are_skipped_with_their_line(catalog_copy, tmp_path, cli):
-    video = Store(catalog_copy, create=False).videos()[0]["video_id"]
+    video = Store(catalog_copy, create=False).videos.video_ids()[0]
     log = tmp_path / "log.csv"
     log.write_text(
         "user_id,video_id,timestamp,device,region,clicked,liked,watch_seconds\n"
@@ -34,15 +34,15 @@ def test_bad_rows_are_skipped_with_their_line(catalog_copy, tmp_path, cli):
     assert [s["line"] for s in out["skipped"]] == [3, 4, 5, 6, 7, 8, 9]
     assert "unknown video_id" in out["skipped"][0]["reason"]
     store = Store(catalog_copy, create=False)
-    row = store.db.execute("SELECT * FROM interactions WHERE user_id = 'x1'").fetchone()
-    assert (row["hour"], row["weekday"], row["utc_offset"], row["ts"]) == (8, 0, 480, 1791160200)
-    unix = store.db.execute("SELECT * FROM interactions WHERE user_id = 'x2'").fetchone()
-    assert unix["utc_offset"] == 0 and unix["device"] is None and unix["liked"] is None
-    assert store.db.execute("SELECT watch_seconds FROM interactions WHERE user_id = 'x3'").fetchone()[0] is None
+    row = store.interactions.of_user("x1")[0]
+    assert (row.hour, row.weekday, row.utc_offset, row.ts) == (8, 0, 480, 1791160200)
+    unix = store.interactions.of_user("x2")[0]
+    assert unix.utc_offset == 0 and unix.device is None and unix.liked is None
+    assert store.interactions.of_user("x3")[0].watch_seconds is None
 
 
 def test_parquet_logs_import_like_csv(catalog_copy, tmp_path, cli):
-    videos = [v["video_id"] for v in Store(catalog_copy, create=False).videos()[:2]]
+    videos = Store(catalog_copy, create=False).videos.video_ids()[:2]
     table = pa.table({"user_id": ["p1", "p1", "p2"], "video_id": [videos[0], videos[1], "nosuch"],
                       "timestamp": ["2026-10-06T21:00:00-05:00", "1791000000", "1791000000"],
                       "clicked": [1, 0, 1], "watch_seconds": [4.0, None, 1.0]})

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from ingest.evaluation import popularity_in_context
-from ingest.features import build_features, click_histories
 from ingest.interactions import import_interactions
+from ingest.learning import DEFAULT_ARCH, ModelError, TrainOptions, load_model, save_model
+from ingest.learning.evaluation import ablation_table, popularity_in_context
+from ingest.learning.features import build_features, click_histories
+from ingest.learning.ranking import ranking_eval
+from ingest.learning.split import split_categories
+from ingest.learning.training import train_model
 from ingest.store import Store
-from ingest.training import (DEFAULT_ARCH, ModelError, TrainOptions, load_model, save_model, split_categories,
-                             train_model)
 from models.context import Context
 from models.metrics import auc
 from models.trainer import task_losses
@@ -274,7 +276,6 @@ def test_eval_ablations_lists_every_variant_against_single_task(cli, model_data)
 def test_ranking_a_large_catalog_samples_it_and_keeps_the_clicked_video(trained):
     """Above `max_videos` the held-out clicks are ranked among a sample of the catalog that keeps each
     clicked video: with fewer competitors a click can only rank as high or higher."""
-    from ingest.evaluation import ranking_eval
     model = trained()
     full = ranking_eval(model.nets, model.features, model.split)["ranking"]
     sampled = ranking_eval(model.nets, model.features, model.split, max_videos=8)["ranking"]
@@ -285,7 +286,6 @@ def test_ranking_a_large_catalog_samples_it_and_keeps_the_clicked_video(trained)
 def test_ablation_variants_may_choose_their_own_balancing(model_data):
     """A comparison of balancing methods (bench/bench_model.py) is a list of extra variants that set
     `balance` themselves, over the table's default."""
-    from ingest.evaluation import ablation_table
     rows = ablation_table(Store(model_data), epochs=1, progress=False, only=["shared-bottom dwa"],
                           extra=[("shared-bottom dwa", {"arch": "shared-bottom", "balance": "dwa"})])
     assert any(r["name"] == "shared-bottom dwa" and r["task"] == "click" and r["metric"] == "auc" for r in rows)

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from index.api import Vidrec
-from ingest.demo import load_truth
+from app.demo import load_truth
 from models.context import Context
 from media import write_clip
 
@@ -75,7 +75,7 @@ def test_a_new_video_without_interactions_is_recommendable(trained_copy, tmp_pat
     api = Vidrec(trained_copy)
     report = api.ingest([write_clip(tmp_path / "brand new.mp4", seed=77)])
     assert report.ingested == 1
-    new_id = api.store.videos()[-1]["video_id"]
+    new_id = api.store.videos.video_ids()[-1]
     items = api.recommend("never-seen", api.context("never-seen", hour=12), k=37)["items"]
     scored = {i["video_id"]: i for i in items}
     assert new_id in scored and scored[new_id]["scores"]["click"] > 0

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from index.api import Vidrec
-from index.catalog_index import index_folder
 from index.search import SearchError
-from index.vector_index import TYPES, IndexConfig, build_tuned, recall_at_k
-from ingest.demo import load_truth
+from index.vector_index import TYPES, FaissIndex, IndexConfig, recall_at_k
+from app.demo import load_truth
 from ingest.store import Store
 from media import write_clip
 from models.fusion import FusionWeights
@@ -38,11 +37,11 @@ def test_an_untitled_video_is_found_through_its_frames(tuned_catalog, tiny_world
     truth = load_truth(tiny_world.world_dir)
     store = Store(tuned_catalog[0], create=False)
     api = Vidrec(tuned_catalog[0])
-    untitled = [r for r in store.videos() if not r["description"] and not r["tags"]]
+    untitled = [r for r in store.videos.all() if not r.description and not r.tags]
     assert untitled, "the tiny world has videos whose text says nothing"
     for video in untitled:
-        category = truth.video_category[video["video_id"]]
-        rank = {c: [i["video_id"] for i in api.search(c, 36)].index(video["video_id"]) for c in truth.categories}
+        category = truth.video_category[video.video_id]
+        rank = {c: [i["video_id"] for i in api.search(c, 36)].index(video.video_id) for c in truth.categories}
         assert rank[category] <= 12
         assert rank[category] < np.median([r for c, r in rank.items() if c != category])
 
@@ -80,7 +79,7 @@ def test_similar_to_an_uploaded_image_or_video(tuned_catalog, tiny_world, tmp_pa
     video_id = next(iter(load_truth(tiny_world.world_dir).video_category))
     path = tiny_world.world_dir / "videos" / f"{video_id}.mp4"
     assert api.similar_to_file(path, 1)[0]["video_id"] == video_id  # the same clip finds itself first
-    frame = _Store(tuned_catalog[0], create=False).thumbnail(video_id)
+    frame = _Store(tuned_catalog[0], create=False).videos.thumbnails([video_id])[video_id]
     (tmp_path / "frame.jpg").write_bytes(frame)
     assert len(api.similar_to_file(tmp_path / "frame.jpg", 5)) == 5
     (tmp_path / "junk.bin").write_bytes(b"nothing here")
@@ -101,7 +100,7 @@ def test_ingest_updates_the_index_in_place_and_remove_follows(tuned_copy, tmp_pa
     info = api.refresh_indexes()[0]
     assert info["size"] == 37 and info["action"] == "loaded"  # the CLI's ingest already brought it up to date
     assert api.search("new clip", 37)  # the new video is searchable
-    new_id = Store(tuned_copy, create=False).videos()[-1]["video_id"]
+    new_id = Store(tuned_copy, create=False).videos.video_ids()[-1]
     assert new_id in [i["video_id"] for i in api.similar(new_id, 36) + api.search("new clip", 37)]
     code, out = cli("--data-dir", tuned_copy, "remove", new_id, "--json")
     api = Vidrec(tuned_copy)
@@ -112,8 +111,8 @@ def test_ingest_updates_the_index_in_place_and_remove_follows(tuned_copy, tmp_pa
 def test_a_damaged_or_foreign_index_file_is_rebuilt(tuned_copy, tiny_catalog):
     api = Vidrec(tuned_copy)
     api.refresh_indexes()
-    folder = index_folder(api.store)
-    data = folder / "fused.faiss"
+    folder = api.store.paths.indexes
+    data = api.store.paths.index_files("fused").data
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])  # truncated on disk
     info = Vidrec(tuned_copy).refresh_indexes()[0]
     assert info["action"] == "built" and info["size"] == 36
@@ -138,7 +137,8 @@ def _clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
 def test_each_index_type_is_measured_against_exact_search(kind):
     vectors = _clustered(12_000, 32)
     ids = np.arange(len(vectors), dtype=np.int64) * 7 + 3
-    index, info = build_tuned("t", vectors, ids, IndexConfig(force_type=kind, sample_queries=200))
+    index = FaissIndex.build("t", vectors, ids, IndexConfig(force_type=kind, sample_queries=200))
+    info = index.info
     assert info.type == kind and info.size == len(vectors)
     queries = vectors[:100]
     _, found = index.search(queries, 10)
@@ -154,9 +154,9 @@ def test_an_unreachable_recall_target_does_not_search_every_list():
     vectors = _clustered(12_000, 32)
     ids = np.arange(len(vectors), dtype=np.int64)
     config = IndexConfig(force_type="ivfpq", sample_queries=200, target_recall=1.01)
-    index, info = build_tuned("t", vectors, ids, config)
-    strict = build_tuned("t", vectors, ids, IndexConfig(force_type="ivfpq", sample_queries=200,
-                                                             target_recall=1.01, recall_plateau=0.0))[1]
+    info = FaissIndex.build("t", vectors, ids, config).info
+    strict = FaissIndex.build("t", vectors, ids, IndexConfig(force_type="ivfpq", sample_queries=200,
+                                                             target_recall=1.01, recall_plateau=0.0)).info
     assert info.search["nprobe"] <= strict.search["nprobe"]
     assert info.recall >= strict.recall - config.recall_plateau
     assert info.search["nprobe"] < info.params["nlist"]

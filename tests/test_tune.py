@@ -6,6 +6,7 @@ import pytest
 
 from ingest.catalog_clip import load_catalog_version
 from ingest.store import Store
+from ingest.store.embeddings import Embeddings
 from ingest.tune import TuneError, TuneOptions, tune_catalog_clip
 from media import write_clip
 
@@ -23,11 +24,11 @@ def test_tuning_improves_held_out_retrieval(tuned_catalog):
 def test_the_tuned_clip_survives_a_reload_and_made_the_catalog_embeddings(tuned_catalog):
     data_dir, _ = tuned_catalog
     store = Store(data_dir, create=False)
-    assert store.clip_version().version == 2 and (data_dir / "clip" / "v2.safetensors").is_file()
+    assert store.clips.current().version == 2 and (data_dir / "clip" / "v2.safetensors").is_file()
     assert {r[0] for r in store.db.execute("SELECT DISTINCT version FROM embeddings")} == {2}  # switched whole
     clip = load_catalog_version(store, 2)
-    _, video_ids, stored = store.embeddings("title_emb")
-    titles = [store.video(v)["title"] for v in video_ids]
+    _, video_ids, stored = store.embeddings.matrix("title_emb")
+    titles = [store.videos.get(v).title for v in video_ids]
     np.testing.assert_allclose(clip.encode_texts(titles), stored, atol=1e-5)
     untuned = load_catalog_version(store, 1)
     assert not np.allclose(untuned.encode_texts(titles), stored, atol=1e-3)
@@ -36,7 +37,7 @@ def test_the_tuned_clip_survives_a_reload_and_made_the_catalog_embeddings(tuned_
 def test_an_interrupted_re_embedding_resumes(catalog_copy, monkeypatch):
     store = Store(catalog_copy)
     calls = {"n": 0}
-    original = Store.put_embeddings
+    original = Embeddings.put
 
     def dying_put(self, *args, **kwargs):
         calls["n"] += 1
@@ -44,16 +45,16 @@ def test_an_interrupted_re_embedding_resumes(catalog_copy, monkeypatch):
             raise KeyboardInterrupt
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Store, "put_embeddings", dying_put)
+    monkeypatch.setattr(Embeddings, "put", dying_put)
     monkeypatch.setattr("ingest.tune.WRITE_BATCH", 8)
     with pytest.raises(KeyboardInterrupt):
         tune_catalog_clip(store, TuneOptions(epochs=2, force=True, progress=False))
-    monkeypatch.setattr(Store, "put_embeddings", original)
-    assert store.clip_version().version == 1  # readers still see version 1, whole
+    monkeypatch.setattr(Embeddings, "put", original)
+    assert store.clips.current().version == 1  # readers still see version 1, whole
     written = store.db.execute("SELECT COUNT(*) FROM embeddings WHERE version = 2").fetchone()[0]
     assert written == 16
     report = tune_catalog_clip(store, TuneOptions(progress=False))
-    assert report["resumed"] and store.clip_version().version == 2
+    assert report["resumed"] and store.clips.current().version == 2
     assert store.db.execute("SELECT COUNT(*) FROM embeddings WHERE version = 2").fetchone()[0] == 36
     assert store.db.execute("SELECT COUNT(*) FROM embeddings WHERE version != 2").fetchone()[0] == 0
 

@@ -15,7 +15,7 @@ from app import common
 from app.ui import state, uploads
 from app.ui.widgets import md
 from index import browse
-from ingest.evaluation import save_ablations
+from ingest.learning.evaluation import save_ablations
 from ingest.store import Store
 
 MAIN = Path(__file__).resolve().parent.parent / "app" / "ui" / "main.py"
@@ -62,7 +62,7 @@ def shown(at: AppTest, prefix: str = "rec") -> list[str]:
 
 def user_and_region(data_dir: Path) -> tuple[str, str]:
     store = Store(data_dir)
-    user = browse.known_users(store)[0]
+    user = store.interactions.users()[0]
     region = browse.context_choices(store)["region"][0]
     store.close()
     return user, region
@@ -113,14 +113,14 @@ def test_likes_and_skips_count_at_once_and_are_stored(ui_data):
     after = shown(at)
     assert liked not in after and skipped not in after  # the session's history and exclusions apply at once
     store = Store(ui_data)
-    title = store.video(liked)["title"]
+    title = store.videos.get(liked).title
     store.close()
     assert any(f"like “{md(title)}” you watched" in m.value for m in at.markdown)  # re-ranked on the new history
     rows = {r["video_id"]: r for r in ui_rows(ui_data, user)}
     assert (rows[liked]["clicked"], rows[liked]["liked"]) == (1, 1)
     assert rows[skipped]["clicked"] == 0
     assert (rows[liked]["hour"], rows[liked]["weekday"], rows[liked]["device"]) == (20, 5, "tv")
-    assert at.session_state["sessions"][user]["skipped"] == [skipped]
+    assert at.session_state["sessions"][user].skipped == [skipped]
 
 
 def test_bad_link_values_are_reported_and_defaults_apply(ui_data):
@@ -143,8 +143,8 @@ def test_for_you_without_a_model_says_what_to_do(tuned_catalog, tmp_path, monkey
 # ---- Video ------------------------------------------------------------------------------------------------
 def test_video_link_opens_the_video_and_its_actions_record_interactions(ui_data):
     store = Store(ui_data)
-    video_id = [r["video_id"] for r in store.videos() if r["category"]][3]
-    category = store.video(video_id)["category"]
+    video_id = [r.video_id for r in store.videos.all() if r.category][3]
+    category = store.videos.get(video_id).category
     store.close()
     at = ok(app(video=video_id))
     assert [h.value for h in at.subheader][:2] == ["Similar videos", f"More {md(category)}"]
@@ -191,7 +191,8 @@ def test_search_by_text_and_by_upload(ui_data):
     ok(at.run())
     assert len(shown(at, "text")) > 0
     store = Store(ui_data)
-    thumb = store.thumbnail(store.videos()[0]["video_id"])
+    first = store.videos.video_ids()[0]
+    thumb = store.videos.thumbnails([first])[first]
     store.close()
     at.file_uploader(key="search_file").set_value(("frame.jpg", thumb, "image/jpeg"))
     ok(at.run())
@@ -235,7 +236,7 @@ def test_catalog_counts_browses_and_ingests_uploads(ui_data, tmp_path):
     new = store.db.execute("SELECT video_id, title, path FROM videos WHERE title = 'My holiday <b>clip</b>'").fetchone()
     assert new is not None and Path(new["path"]).parent == (ui_data / "uploads").resolve()
     assert len(Path(new["path"]).stem) == 32  # saved under a generated name
-    assert store.count("failures") == 1
+    assert store.failures.count() == 1
     store.close()
     assert at.tabs[2].label == "Failed files (1)" and at.dataframe[1].value["reason"][0] == refused["reason"][0]
     assert new["video_id"] in shown(at, "catalog")  # newest first
@@ -247,14 +248,14 @@ def test_catalog_counts_browses_and_ingests_uploads(ui_data, tmp_path):
 
 
 def test_uploads_are_named_by_the_app_and_limited(tmp_path):
-    path = uploads.save_upload(tmp_path, "../../etc/passwd.mp4", b"x" * 10, uploads.VIDEO_EXTENSIONS)
+    path = uploads.save_upload(tmp_path / "uploads", "../../etc/passwd.mp4", b"x" * 10, uploads.VIDEO_EXTENSIONS)
     assert path.parent == tmp_path / "uploads" and path.suffix == ".mp4" and len(path.stem) == 32
     with pytest.raises(uploads.UploadError, match="over the"):
-        uploads.save_upload(tmp_path, "big.mp4", b"x" * 2048, uploads.VIDEO_EXTENSIONS, limit_mb=0.001)
+        uploads.save_upload(tmp_path / "uploads", "big.mp4", b"x" * 2048, uploads.VIDEO_EXTENSIONS, limit_mb=0.001)
     with pytest.raises(uploads.UploadError, match="not a supported"):
-        uploads.save_upload(tmp_path, "run.sh", b"echo", uploads.VIDEO_EXTENSIONS)
+        uploads.save_upload(tmp_path / "uploads", "run.sh", b"echo", uploads.VIDEO_EXTENSIONS)
     with pytest.raises(uploads.UploadError, match="empty"):
-        uploads.save_upload(tmp_path, "a.mp4", b"", uploads.VIDEO_EXTENSIONS)
+        uploads.save_upload(tmp_path / "uploads", "a.mp4", b"", uploads.VIDEO_EXTENSIONS)
 
 
 # ---- Model ----------------------------------------------------------------------------------------------------

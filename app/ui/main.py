@@ -1,5 +1,5 @@
 """The web UI's entry point (`streamlit run app/ui/main.py`, started by `vidrec serve`): page setup and
-navigation. `?video=V` on the app's root opens that video's page (DESIGN.md, Web UI deep links)."""
+navigation. `?video=V` on the app's root opens that video's page (docs/cli.md, Web UI deep links)."""
 from __future__ import annotations
 
 import sys

@@ -1,16 +1,16 @@
 """What every page shares: the API object (cached per catalog version), the chosen user and context,
-and this browser session's feedback (so For you reflects a like at once, before any retraining)."""
+and this browser session's feedback state (what it means is `index/feedback.py`'s)."""
 from __future__ import annotations
 
-import threading
 import uuid
 from pathlib import Path
 
 import streamlit as st
 
 from app.common import data_dir
-from index import browse
 from index.api import Vidrec
+from index.feedback import SessionFeedback, ShownLists
+from ingest.store import catalog_version
 from models.context import Context
 
 NEW_VISITOR = "new visitor"
@@ -33,13 +33,7 @@ def _api(path: str, version: tuple) -> Vidrec:
 
 def api() -> Vidrec:
     path = str(data_path())
-    return _api(path, browse.version_key(path))
-
-
-@st.cache_resource
-def write_lock() -> threading.Lock:
-    """Sessions share one store connection: writes (impressions, feedback) go one at a time."""
-    return threading.Lock()
+    return _api(path, catalog_version(path))
 
 
 # ---- who and when -----------------------------------------------------------------------------------------
@@ -73,7 +67,7 @@ def current_context(vidrec: Vidrec) -> Context:
 
 
 def parse_link(params) -> tuple[dict, list[str]]:
-    """Deep-link query parameters (DESIGN.md, Web UI deep links) -> ({key: value}, problems). Values that
+    """Deep-link query parameters (docs/cli.md, Web UI deep links) -> ({key: value}, problems). Values that
     do not parse are left out (their defaults apply) and reported, never fatal."""
     out, problems = {}, []
     names = {d.lower(): i for i, d in enumerate(WEEKDAYS)} | {d[:3].lower(): i for i, d in enumerate(WEEKDAYS)}
@@ -154,37 +148,24 @@ def write_link() -> None:
 
 
 # ---- this session's feedback ----------------------------------------------------------------------------------
-def session_of(user_id: str) -> dict:
-    """{"history": [video ids watched or liked, latest last], "skipped": [...], "liked": [...]} for one user."""
+def session_of(user_id: str) -> SessionFeedback:
+    """This browser session's feedback of one user."""
     sessions = st.session_state.setdefault("sessions", {})
-    return sessions.setdefault(user_id, {"history": [], "skipped": [], "liked": []})
+    return sessions.setdefault(user_id, SessionFeedback())
 
 
 def record(vidrec: Vidrec, user_id: str, video_id: str, action: str, context: Context) -> None:
     """Store the feedback as an interaction of this user in this context, and let it count at once."""
-    with write_lock():
-        vidrec.feedback(user_id, video_id, action, context)
-    session = session_of(user_id)
-    for name in ("history", "skipped"):
-        if video_id in session[name]:
-            session[name].remove(video_id)
-    if action == "skip":
-        session["skipped"].append(video_id)
-    else:
-        session["history"].append(video_id)
-        if action == "like" and video_id not in session["liked"]:
-            session["liked"].append(video_id)
+    vidrec.feedback(user_id, video_id, action, context)
+    session_of(user_id).apply(action, video_id)
     st.session_state["last_action"] = (action, video_id)
 
 
 def log_shown(vidrec: Vidrec, user_id: str, video_ids: list[str], context: Context) -> None:
-    """Log a list as impressions once per (user, context, list), not on every rerun of the page."""
-    key = (user_id, context, tuple(video_ids))
-    logged = st.session_state.setdefault("_logged", set())
-    if video_ids and key not in logged:
-        with write_lock():
-            vidrec.log_impressions(user_id, video_ids, context)
-        logged.add(key)
+    """Log a shown list as impressions, the first time this session shows it in this context."""
+    shown = st.session_state.setdefault("_shown", ShownLists())
+    if shown.first_time(user_id, context, video_ids):
+        vidrec.log_impressions(user_id, video_ids, context)
 
 
 def describe(context: Context) -> str:

@@ -1,4 +1,4 @@
-"""Uploads from the browser: saved under generated names inside DATA_DIR/uploads/, never under the name
+"""Uploads from the browser: saved under generated names inside the data dir's uploads folder, never under the name
 the browser sent (which could hold `../` or clash), with a size limit. A batch of uploaded videos is
 ingested through a small manifest that gives each file its original name as the title."""
 from __future__ import annotations
@@ -11,7 +11,6 @@ from ingest.sources import VIDEO_EXTENSIONS
 
 UPLOAD_LIMIT_MB = 200  # also streamlit's server.maxUploadSize (app/serve.py)
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
-UPLOADS = "uploads"
 
 
 class UploadError(Exception):
@@ -23,10 +22,9 @@ def suffixes(kinds: set[str]) -> list[str]:
     return sorted(s.lstrip(".") for s in kinds)
 
 
-def save_upload(data_dir: Path | str, name: str, data: bytes, allowed: set[str],
-                limit_mb: float = UPLOAD_LIMIT_MB) -> Path:
-    """Write one upload as DATA_DIR/uploads/<uuid><suffix>; refuse an unknown suffix, an empty file or one
-    over the limit."""
+def save_upload(folder: Path, name: str, data: bytes, allowed: set[str], limit_mb: float = UPLOAD_LIMIT_MB) -> Path:
+    """Write one upload as <folder>/<uuid><suffix>; refuse an unknown suffix, an empty file or one over the
+    limit."""
     suffix = Path(str(name)).suffix.lower()
     if suffix not in allowed:
         raise UploadError(f"{Path(str(name)).name}: not a supported file type ({', '.join(sorted(allowed))})")
@@ -34,7 +32,6 @@ def save_upload(data_dir: Path | str, name: str, data: bytes, allowed: set[str],
         raise UploadError(f"{Path(str(name)).name}: the file is empty")
     if len(data) > limit_mb * 1024 * 1024:
         raise UploadError(f"{Path(str(name)).name}: {len(data) / 2**20:.1f} MB is over the {limit_mb:g} MB limit")
-    folder = Path(data_dir) / UPLOADS
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4().hex}{suffix}"
     with open(path, "xb") as out:
@@ -42,10 +39,10 @@ def save_upload(data_dir: Path | str, name: str, data: bytes, allowed: set[str],
     return path
 
 
-def write_manifest(data_dir: Path | str, files: list[tuple[Path, str]]) -> Path:
+def write_manifest(folder: Path, files: list[tuple[Path, str]]) -> Path:
     """A manifest for saved uploads [(saved path, original name)]: the original name without its extension is
     the title (taken as text: a name holding `/` is not a path here)."""
-    path = Path(data_dir) / UPLOADS / f"{uuid.uuid4().hex}.csv"
+    path = folder / f"{uuid.uuid4().hex}.csv"
     with open(path, "x", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["path", "title"])

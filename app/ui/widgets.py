@@ -11,8 +11,6 @@ import re
 
 import streamlit as st
 
-from index import browse
-
 VIDEO_PAGE = "views/video.py"
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$=^&])")
 ACTIONS = {"like": (":material/thumb_up:", "Like: more like this"),
@@ -72,7 +70,7 @@ def grid(vidrec, items: list[dict], key: str, columns: int = 5, detail=None, why
     if not items:
         st.info("Nothing to show yet.")
         return
-    thumbs = browse.thumbnails(vidrec.store, [i["video_id"] for i in items])
+    thumbs = vidrec.store.videos.thumbnails([i["video_id"] for i in items])
     for start in range(0, len(items), columns):
         row = st.columns(columns, gap="small")
         for column, item in zip(row, items[start:start + columns]):
@@ -83,7 +81,7 @@ def grid(vidrec, items: list[dict], key: str, columns: int = 5, detail=None, why
 
 def compact_list(vidrec, items: list[dict], key: str, detail=None) -> None:
     """A narrow column of small cards (thumbnail, title, detail), each opening the video."""
-    thumbs = browse.thumbnails(vidrec.store, [i["video_id"] for i in items])
+    thumbs = vidrec.store.videos.thumbnails([i["video_id"] for i in items])
     for item in items:
         with st.container(border=True):
             picture, text = st.columns([1, 2], gap="small")

@@ -9,7 +9,7 @@ from app.ui.widgets import duration, grid, md
 from index import browse
 from index.api import Vidrec
 from ingest.pipeline import IngestOptions
-from ingest.training import ModelError
+from ingest.learning import ModelError
 
 PER_PAGE = 18
 
@@ -73,14 +73,14 @@ with add_tab:
             saved, errors = [], []
             for f in files:
                 try:
-                    saved.append((uploads.save_upload(state.data_path(), f.name, f.getvalue(),
+                    saved.append((uploads.save_upload(vidrec.store.paths.uploads, f.name, f.getvalue(),
                                                       uploads.VIDEO_EXTENSIONS), f.name))
                 except uploads.UploadError as exc:
                     errors.append(str(exc))
             for error in errors:
                 st.error(md(error))
             if saved:
-                run_ingest(manifest=uploads.write_manifest(state.data_path(), saved),
+                run_ingest(manifest=uploads.write_manifest(vidrec.store.paths.uploads, saved),
                            names={str(p.resolve()): n for p, n in saved} | {str(p): n for p, n in saved})
     with folder_col:
         st.markdown("#### A folder on the server")

@@ -5,7 +5,7 @@ import streamlit as st
 from app.ui import state
 from app.ui.widgets import compact_list, grid, md
 from index import browse
-from ingest.training import ModelError
+from ingest.learning import ModelError
 
 vidrec = state.api()
 for problem in state.apply_link(vidrec):
@@ -21,7 +21,7 @@ def options(known: list[str], current) -> list[str]:
 st.title("For you")
 with st.container(border=True):
     c_user, c_hour, c_day, c_device, c_region = st.columns([3, 3, 2, 2, 2])
-    c_user.selectbox("User", options([state.NEW_VISITOR, *browse.known_users(vidrec.store)], chosen.get("user")),
+    c_user.selectbox("User", options([state.NEW_VISITOR, *vidrec.store.interactions.users()], chosen.get("user")),
                      key=state.widget_key("user"), on_change=state.user_changed, args=(vidrec,))
     c_hour.slider("Hour", 0, 23, key=state.widget_key("hour"), format="%d:00")
     c_day.selectbox("Weekday", range(7), format_func=lambda d: state.WEEKDAYS[d], key=state.widget_key("weekday"))
@@ -52,15 +52,15 @@ def why(item):
 
 
 top, reset = st.columns([6, 1], vertical_alignment="bottom")
-top.caption(f"For **{md(user)}** on {md(state.describe(context))}. This session: {len(session['liked'])} liked, "
-            f"{len(session['history'])} watched, {len(session['skipped'])} skipped.")
+top.caption(f"For **{md(user)}** on {md(state.describe(context))}. This session: {len(session.liked)} liked, "
+            f"{len(session.history)} watched, {len(session.skipped)} skipped.")
 if reset.button("Start over", help="Forget this session's likes and skips (they stay in the store)",
-                disabled=not (session["history"] or session["skipped"])):
-    session.update(history=[], skipped=[], liked=[])
+                disabled=session.empty):
+    session.reset()
     st.rerun()
 
 try:
-    result = vidrec.recommend(user, context, k=10, session_history=session["history"], exclude=session["skipped"])
+    result = vidrec.recommend(user, context, k=10, session_history=session.history, exclude=session.skipped)
 except ModelError as exc:
     st.warning(f"Recommendations need a trained model: {' '.join(str(exc).split())}")
     result = None
@@ -81,6 +81,6 @@ with main:
 with side:
     st.subheader("Popular now")
     st.caption("The baseline: most clicked lately on this device at this time of day.")
-    categories = browse.categories_of(vidrec.store, [i["video_id"] for i in popular])
+    categories = vidrec.store.videos.categories([i["video_id"] for i in popular])
     compact_list(vidrec, popular, "pop",
                  detail=lambda i: f"{md(categories.get(i['video_id']) or 'uncategorised')} · {i['clicks']:g} clicks")

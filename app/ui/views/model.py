@@ -7,6 +7,7 @@ import streamlit as st
 from app.ui import state
 from app.ui.widgets import md
 from index import browse
+from ingest.store import catalog_version
 
 HEADLINE = ((("click", "auc"), "click AUC"), (("click", "gauc"), "click GAUC"), (("like", "auc"), "like AUC"),
             (("watch", "mae"), "watch MAE"), (("category", "accuracy"), "category accuracy"),
@@ -14,7 +15,7 @@ HEADLINE = ((("click", "auc"), "click AUC"), (("click", "gauc"), "click GAUC"), 
             (("retrieval", "recall_at_10"), "retrieval recall@10"), (("click", "auc_vs_oracle"), "click AUC / oracle"))
 
 vidrec = state.api()
-key = browse.version_key(state.data_path())
+key = catalog_version(state.data_path())
 
 
 @st.cache_data(max_entries=4, show_spinner="Projecting the embeddings…")

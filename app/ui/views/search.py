@@ -28,7 +28,7 @@ with by_file:
         done = st.session_state.setdefault("_file_results", {})
         if upload.file_id not in done:
             try:
-                path = uploads.save_upload(state.data_path(), upload.name, upload.getvalue(),
+                path = uploads.save_upload(vidrec.store.paths.uploads, upload.name, upload.getvalue(),
                                            uploads.IMAGE_EXTENSIONS | uploads.VIDEO_EXTENSIONS)
                 try:
                     done[upload.file_id] = ("ok", vidrec.similar_to_file(path, 15))

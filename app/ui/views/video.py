@@ -1,5 +1,5 @@
 """Video: playback, metadata, feedback (watched, like, skip) as the user chosen on For you, similar
-videos and more from the category. `?video=V` opens it (DESIGN.md, Web UI deep links)."""
+videos and more from the category. `?video=V` opens it (docs/cli.md, Web UI deep links)."""
 import mimetypes
 from pathlib import Path
 
@@ -41,7 +41,7 @@ with player:
     if video["file_exists"]:
         st.video(video["path"], format=mimetypes.guess_type(video["path"])[0] or "video/mp4")
     else:
-        thumb = browse.thumbnails(vidrec.store, [video_id]).get(video_id)
+        thumb = vidrec.store.videos.thumbnails([video_id]).get(video_id)
         if thumb:
             st.image(thumb, width="stretch")
         st.warning(f"The file is no longer at {md(video['path'], 200)}; showing its thumbnail.")

@@ -2,8 +2,8 @@
 
     world_dir/
         videos/v0001.mp4 ...   H.264 clips, 128x128, 12 fps, 2-20 s
-        manifest.csv           the catalog manifest (DESIGN.md section 3)
-        interactions.csv       the interaction log (DESIGN.md section 3), sorted by time
+        manifest.csv           the catalog manifest (docs/formats.md)
+        interactions.csv       the interaction log (docs/formats.md), sorted by time
         truth.json             ground truth for evaluation only (see truth.py)
 
 Everything but the video bytes follows from `seed` alone (the bytes do too: encoders run
@@ -14,6 +14,7 @@ tags, so that only their frames say what they are.
 from __future__ import annotations
 
 import csv
+import logging
 import multiprocessing
 import sys
 import time
@@ -29,6 +30,8 @@ from .truth import MAX_DURATION, MIN_DURATION, Truth
 from .video_writer import write_video
 from .vocab import CATEGORIES, QUERIES, make_text, uninformative_title
 
+logger = logging.getLogger(__name__)
+DEFAULT_VIDEOS, DEFAULT_USERS = 400, 300  # the default world (`vidrec demo`)
 MANIFEST_COLUMNS = ("path", "video_id", "title", "description", "tags", "category", "published_at")
 INTERACTION_COLUMNS = ("user_id", "video_id", "timestamp", "device", "region", "clicked", "liked", "watch_seconds")
 DEVICES = ("mobile", "desktop", "tv", "tablet")
@@ -81,7 +84,7 @@ class WorldSummary:
     seconds: float
 
 
-def generate_world(out_dir: str | Path, *, videos: int = 400, users: int = 300, days: int = 30,
+def generate_world(out_dir: str | Path, *, videos: int = DEFAULT_VIDEOS, users: int = DEFAULT_USERS, days: int = 30,
                    impressions: int = 120_000, seed: int = 0, workers: int = 2, progress: bool = True) -> WorldSummary:
     """Write a demo world into `out_dir` (created if needed; earlier world files are overwritten)."""
     if videos < 2 * len(CATEGORIES) or users < 1 or days < 1 or impressions < 1:
@@ -100,9 +103,8 @@ def generate_world(out_dir: str | Path, *, videos: int = 400, users: int = 300, 
     truth_path = truth.save(world_dir)
     _write_videos(world_dir, catalog, workers, progress)
     seconds = time.perf_counter() - started
-    if progress:
-        print(f"demo world: {videos} videos, {users} users, {impressions} impressions in {seconds:.1f} s -> {world_dir}",
-              file=sys.stderr)
+    logger.info("demo world: %d videos, %d users, %d impressions in %.1f s -> %s", videos, users, impressions,
+                seconds, world_dir)
     return WorldSummary(videos, users, impressions, world_dir, manifest, interactions, truth_path, seconds)
 
 

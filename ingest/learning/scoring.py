@@ -20,10 +20,10 @@ import torch
 from models.context import Context
 from models.multitask import MultiTaskNet
 
+from ..interactions import parse_timestamp
+from ..store import Store
+from .errors import ModelError
 from .features import CatalogFeatures, Vocabulary, click_histories, hash_bucket
-from .interactions import parse_timestamp
-from .store import Store
-from .training import ModelError
 
 HISTORY_SECONDS = 30.0  # how long a user's history read from the store is reused
 SCORE_COLUMNS = ("pred_click", "pred_like", "pred_watch", "pred_category")
@@ -48,10 +48,10 @@ def one_thread(method):
 
 class LoadedModel:
     def __init__(self, store: Store, model_id: str, clip_version: int, config: dict, metrics: dict,
-                 nets: dict[str, MultiTaskNet], vocabulary: Vocabulary, catalog: CatalogFeatures):
+                 nets: dict[str, MultiTaskNet], vocabulary: Vocabulary, catalog: CatalogFeatures, history_length: int):
         self.store, self.model_id, self.clip_version = store, model_id, clip_version
         self.config, self.metrics, self.nets, self.vocabulary, self.catalog = config, metrics, nets, vocabulary, catalog
-        self.history_length = int(config.get("history_length", 32))
+        self.history_length = history_length
         self._position = catalog.index()
         self._histories: dict[str, tuple[float, list[int]]] = {}
         self._lock = threading.Lock()
@@ -89,9 +89,8 @@ class LoadedModel:
             hit = self._histories.get(user_id)
             if hit and now - hit[0] < HISTORY_SECONDS:
                 return hit[1]
-        rows = self.store.db.execute("SELECT video_id FROM interactions WHERE user_id = ? AND clicked = 1 "
-                                     "ORDER BY ts DESC LIMIT ?", (user_id, self.history_length)).fetchall()
-        history = [self._position[r[0]] for r in reversed(rows) if r[0] in self._position]
+        clicked = self.store.interactions.clicks(user_id, self.history_length)
+        history = [self._position[v] for v in clicked if v in self._position]
         with self._lock:
             if len(self._histories) > 10_000:
                 self._histories.clear()
@@ -174,17 +173,14 @@ class LoadedModel:
     def user_profile(self, user_id: str) -> dict:
         """Usual device and region, active hours and the top categories of the user's clicks (labels where
         the catalog has them, else the model's prediction): defaults and reasons for the recommender."""
-        rows = self.store.db.execute("SELECT video_id, hour, device, region, clicked FROM interactions "
-                                     "WHERE user_id = ?", (user_id,)).fetchall()
-        devices = Counter(r["device"] for r in rows if r["device"])
-        regions = Counter(r["region"] for r in rows if r["region"])
-        clicked = [r["video_id"] for r in rows if r["clicked"] and r["video_id"] in self._position]
-        hours = Counter(r["hour"] for r in rows if r["clicked"])
+        rows = self.store.interactions.of_user(user_id)
+        devices = Counter(r.device for r in rows if r.device)
+        regions = Counter(r.region for r in rows if r.region)
+        clicked = [r.video_id for r in rows if r.clicked and r.video_id in self._position]
+        hours = Counter(r.hour for r in rows if r.clicked)
         categories: Counter = Counter()
         if clicked and self.vocabulary.categories:
-            labels = {r["video_id"]: r["category"] for r in self.store.db.execute(
-                f"SELECT video_id, category FROM videos WHERE video_id IN ({','.join('?' * len(set(clicked)))})",
-                sorted(set(clicked)))}
+            labels = self.store.videos.categories(sorted(set(clicked)))
             names, probabilities = self.category_probabilities(sorted(set(clicked)))
             predicted = dict(zip(sorted(set(clicked)), (names[i] for i in probabilities.argmax(1))))
             categories = Counter(labels.get(v) or predicted[v] for v in clicked)
@@ -223,7 +219,7 @@ def read_rows(path: Path) -> list[dict]:
 
 @torch.no_grad()
 def score_file(model: LoadedModel, path: Path, out: Path, batch_size: int = 4096) -> dict:
-    """Score every row of an interaction-shaped file into a CSV (DESIGN.md, `score` output). A row whose
+    """Score every row of an interaction-shaped file into a CSV (docs/formats.md, `score` output). A row whose
     video is not in the catalog, or whose timestamp cannot be read, keeps its place with empty predictions.
     Each row's history is the user's clicks in the store strictly before the row's time."""
     rows = read_rows(path)
@@ -278,13 +274,7 @@ def score_file(model: LoadedModel, path: Path, out: Path, batch_size: int = 4096
 def _histories_at(model: LoadedModel, users: list[str], ts: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """[N, L] each row's user's clicks in the store strictly before the row's time."""
     wanted = sorted({users[i] for i in np.flatnonzero(ok)})
-    clicks = []
-    for start in range(0, len(wanted), 500):
-        part = wanted[start:start + 500]
-        clicks += model.store.db.execute(
-            f"SELECT user_id, video_id, ts FROM interactions WHERE clicked = 1 AND user_id IN ({','.join('?' * len(part))})",
-            part).fetchall()
-    clicks = [c for c in clicks if c[1] in model._position]
+    clicks = [c for c in model.store.interactions.clicks_of(wanted) if c[1] in model._position]
     code = {u: i for i, u in enumerate(wanted)}
     all_users = np.array([code[c[0]] for c in clicks] + [code.get(u, -1) for u in users], np.int64)
     all_ts = np.array([c[2] for c in clicks] + ts.tolist(), np.int64)

@@ -1,7 +1,8 @@
 """The demo world's ground truth: the exact click, like and watch model that drew the log.
 
 `world.py` builds a `Truth`, draws the interaction log from its probabilities and saves it as
-`truth.json`; evaluation code loads it with `load_truth(world_dir)`. Nothing in the product reads it.
+`truth.json`; evaluation code is handed it (`load_truth(world_dir)`) as an oracle. Nothing in the
+product reads it.
 
 The click model, per impression of video v (category c) to user u at local hour h, weekday w, on
 device d in region r:
@@ -145,6 +146,11 @@ def load_truth(world_dir: str | Path) -> Truth:
         video_chinese_title=np.array(videos["chinese_title"], bool), queries=document["queries"],
         params=document["params"],
     )
+
+
+def truth_in(world_dir: str | Path) -> Truth | None:
+    """The truth of the demo world in `world_dir`, or None when there is none (a catalog not made by the demo)."""
+    return load_truth(world_dir) if (Path(world_dir) / TRUTH_FILE).is_file() else None
 
 
 def _lookup(index: dict[str, int], values: np.ndarray, what: str) -> np.ndarray:

@@ -1,87 +1,56 @@
-"""Evaluation of the multi-task model: ranked lists of held-out clicks, a popularity-in-context baseline,
-the ablation table (`vidrec eval --ablations`) and, on the demo world, the oracle.
+"""Evaluation of the multi-task model: the saved model on its test period beside a popularity-in-context
+baseline (`vidrec eval`), the ablation table (`vidrec eval --ablations`) and, where the caller has one,
+an oracle.
 
-This is the only product module that may read a demo world's ground truth (DESIGN.md, Quality bars):
-`truth_of(store)` finds it in `DATA_DIR/demo-world` and everything that uses it says so in its name.
+An oracle is a world's ground truth (the demo world has one): it is passed in by whoever has it (the
+command layer, tests, benchmarks), never looked up here, so that the product learns and evaluates from
+the store alone. Everything that uses it says so in its name.
 """
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import replace
+import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 
+from models.context import HOUR_SLOTS, hour_slot
 from models.data import Impressions
-from models.metrics import auc, binary_metrics, ranking_metrics
+from models.metrics import auc, binary_metrics
 from models.multitask import GROUPS, MultiTaskNet
 
-from .demo import WORLD_DIR, load_truth
+from ..store import Store, ensure, now_iso
+from .checkpoint import options_of
 from .features import FeatureSet, build_features
-from .store import Store, now_iso
-from .training import (DEFAULT_ARCH, DEFAULT_BALANCE, ModelError, Split, TrainOptions, Trained, make_split,
-                       test_metrics, train_model)
+from .ranking import click_probability
+from .scoring import LoadedModel
+from .split import Split
+from .training import DEFAULT_ARCH, DEFAULT_BALANCE, DEFAULT_EPOCHS, TrainOptions, Trained, test_metrics, train_model
 
-ABLATIONS_FILE = "ablations.json"
-RANKED_CLICKS = 1000  # held-out clicks whose ranked lists are measured (a seeded sample)
-RANKED_VIDEOS = 5000  # a larger catalog is ranked as a seeded sample of this many videos plus the clicked ones
+logger = logging.getLogger(__name__)
+
+
+class Oracle(Protocol):
+    """A world's true probabilities, per impression (arrays of user, video, hour, weekday, device, region)."""
+
+    video_category: dict[str, str]
+
+    def click_probability(self, users, videos, hour, weekday, device, region) -> np.ndarray: ...
+
+    def like_probability(self, users, videos, hour, weekday, device, region) -> np.ndarray: ...
+
+    def watch_fraction(self, users, videos, hour, weekday, device, region) -> np.ndarray: ...
+
+    def click_logit_without_bias(self, users, videos, hour, weekday, device, region) -> np.ndarray: ...
+
+
 TABLE = [("click", "auc"), ("click", "gauc"), ("click", "logloss"), ("like", "auc"), ("like", "gauc"),
          ("watch", "mae"), ("category", "accuracy"), ("category", "macro_f1"), ("category", "unlabelled_accuracy"),
          ("context", "accuracy"), ("context", "hour_effect_corr"), ("context", "device_effect_corr"),
          ("retrieval", "recall_at_10"), ("ranking", "ndcg_at_10"), ("ranking", "recall_at_10")]
-
-
-# ---- scoring helpers ----------------------------------------------------------------------------------------
-@torch.no_grad()
-def click_probability(nets: dict[str, MultiTaskNet], batch: dict) -> torch.Tensor:
-    for net in nets.values():
-        if "click" in net.config.tasks:
-            net.eval()
-            return net.probabilities({"click": net(batch)["click"]})["click"]
-    raise ModelError("the model has no click head")
-
-
-def repeat_rows(data: Impressions, rows: np.ndarray, videos: np.ndarray) -> dict:
-    """Each of the rows repeated for every one of `videos` (catalog indices): [len(rows) * len(videos)] rows."""
-    batch = data.batch(torch.from_numpy(np.repeat(rows, len(videos))))
-    batch["video"] = torch.from_numpy(videos).repeat(len(rows))
-    return batch
-
-
-def ranking_eval(nets: dict[str, MultiTaskNet], features: FeatureSet, split: Split, max_clicks: int = RANKED_CLICKS,
-                 seed: int = 0, max_videos: int = RANKED_VIDEOS) -> dict:
-    """NDCG@10 and recall@10 of held-out clicks: for each sampled test click, the catalog (videos published
-    by then) ranked by P(click) for that user, history and context; the clicked video is relevant. A catalog
-    above `max_videos` is ranked as a seeded sample of that many videos plus the clicked ones, so that the
-    cost stays bounded (1000 clicks by 100k videos would be 10^8 forward rows)."""
-    imp, catalog = features.impressions, features.catalog
-    clicks = split.test[imp.click[torch.from_numpy(split.test)].numpy() > 0.5]
-    if len(clicks) == 0:
-        return {}
-    rng = np.random.default_rng(seed)
-    clicks = np.sort(rng.choice(clicks, min(max_clicks, len(clicks)), replace=False))
-    clicked = imp.video[torch.from_numpy(clicks)].numpy()
-    V = len(catalog.video_ids)
-    videos = np.arange(V) if V <= max_videos else np.union1d(rng.choice(V, max_videos, replace=False), clicked)
-    owned = [net for net in nets.values() if net.video_cache is None]
-    for net in owned:
-        net.eval()
-        net.cache_videos()
-    scores = []
-    chunk = max(1, 8192 // len(videos))
-    for start in range(0, len(clicks), chunk):
-        rows = clicks[start:start + chunk]
-        scores.append(click_probability(nets, repeat_rows(imp, rows, videos)).view(len(rows), len(videos)).numpy())
-    for net in owned:
-        net.video_cache = None
-    scores = np.concatenate(scores)
-    published = catalog.published[None, videos] <= features.ts[clicks][:, None]
-    scores = np.where(published, scores, -np.inf)
-    relevant = np.zeros_like(scores, dtype=bool)
-    relevant[np.arange(len(clicks)), np.searchsorted(videos, clicked)] = True
-    return {"ranking": ranking_metrics(scores, relevant, 10)}
 
 
 # ---- baselines ---------------------------------------------------------------------------------------------
@@ -89,10 +58,10 @@ def popularity_in_context(features: FeatureSet, split: Split, rows: np.ndarray, 
     """P(click) from training click rates per (video, hour slot, device), shrunk toward the video's rate,
     itself shrunk toward the global rate: the baseline any learnt model must beat."""
     imp = features.impressions
-    slots, devices = 8, len(features.vocabulary.devices) + 1
+    slots, devices = HOUR_SLOTS, len(features.vocabulary.devices) + 1
 
     def key(r):
-        return ((imp.video[r] * slots + imp.hour[r] // 3) * devices + imp.device[r]).numpy()
+        return ((imp.video[r] * slots + hour_slot(imp.hour[r])) * devices + imp.device[r]).numpy()
 
     train = torch.from_numpy(split.train)
     y = imp.click[train].numpy().astype(np.float64)
@@ -108,13 +77,7 @@ def popularity_in_context(features: FeatureSet, split: Split, rows: np.ndarray, 
     return (c_key[k] + prior * video_rate[vt]) / (n_key[k] + prior)
 
 
-# ---- the demo world's truth ----------------------------------------------------------------------------------
-def truth_of(store: Store):
-    """The demo world's ground truth when this data dir holds one (made by `vidrec demo`), else None."""
-    world = store.data_dir / WORLD_DIR
-    return load_truth(world) if (world / "truth.json").is_file() else None
-
-
+# ---- an oracle, where the caller has one ---------------------------------------------------------------------
 def _truth_columns(features: FeatureSet, data: Impressions) -> tuple:
     vocab = features.vocabulary
     names = [None] + vocab.devices
@@ -126,7 +89,7 @@ def _truth_columns(features: FeatureSet, data: Impressions) -> tuple:
             np.array([regions[i] for i in data.region.tolist()], dtype=object))
 
 
-def oracle_metrics(truth, features: FeatureSet, rows: np.ndarray) -> dict | None:
+def oracle_metrics(truth: Oracle, features: FeatureSet, rows: np.ndarray) -> dict | None:
     """The truth's own probabilities scored like a model on the same rows: the best any model can do."""
     data = features.impressions.take(rows)
     try:
@@ -144,7 +107,7 @@ def oracle_metrics(truth, features: FeatureSet, rows: np.ndarray) -> dict | None
 
 
 @torch.no_grad()
-def context_direction(truth, nets: dict[str, MultiTaskNet], features: FeatureSet, rows: np.ndarray,
+def context_direction(truth: Oracle, nets: dict[str, MultiTaskNet], features: FeatureSet, rows: np.ndarray,
                       sample: int = 3000, seed: int = 0) -> dict | None:
     """Does the model move with context the way the world does? For sampled test rows, the change of the
     model's click logit when the hour moves by 12 (or the device changes) against the truth's change:
@@ -173,7 +136,7 @@ def context_direction(truth, nets: dict[str, MultiTaskNet], features: FeatureSet
     return out
 
 
-def unlabelled_category_accuracy(truth, trained: Trained, predictions: np.ndarray) -> float | None:
+def unlabelled_category_accuracy(truth: Oracle, trained: Trained, predictions: np.ndarray) -> float | None:
     """Accuracy of predicted categories on the videos that carry no label in the catalog (the product's
     use of the category head), judged by the world's truth."""
     catalog = trained.features.catalog
@@ -184,10 +147,9 @@ def unlabelled_category_accuracy(truth, trained: Trained, predictions: np.ndarra
     return float(np.mean([p == t for p, t in pairs])) if pairs else None
 
 
-def with_truth(store: Store, trained: Trained, metrics: dict) -> dict:
-    """Adds, when the store holds a demo world, the oracle ratio, unlabelled-category accuracy and the
-    context-direction check to a model's test metrics (a copy); returns (metrics, oracle metrics or None)."""
-    truth = truth_of(store)
+def with_truth(truth: Oracle | None, trained: Trained, metrics: dict) -> tuple[dict, dict | None]:
+    """Adds, given an oracle, the oracle ratio, unlabelled-category accuracy and the context-direction
+    check to a model's test metrics (a copy); returns (metrics, oracle metrics or None)."""
     metrics = {t: dict(v) for t, v in metrics.items()}
     if truth is None:
         return metrics, None
@@ -245,12 +207,11 @@ def add_deltas(rows: list[dict], baseline: str = "single-task") -> list[dict]:
     return rows
 
 
-def baseline_rows(store: Store, features: FeatureSet, split: Split) -> list[dict]:
-    """Popularity in context and, on the demo world, the oracle, on the same test rows."""
+def baseline_rows(features: FeatureSet, split: Split, truth: Oracle | None = None) -> list[dict]:
+    """Popularity in context and, given one, the oracle, on the same test rows."""
     y = features.impressions.click[torch.from_numpy(split.test)].numpy()
     rows = [{"name": "popularity in context", "task": "click", "metric": "auc",
              "value": auc(y, popularity_in_context(features, split, split.test)), "std": None, "seeds": 1}]
-    truth = truth_of(store)
     oracle = oracle_metrics(truth, features, split.test) if truth is not None else None
     if oracle:
         rows += [{"name": "oracle (demo truth)", "task": t, "metric": m, "value": oracle[t][m], "std": None, "seeds": 1}
@@ -259,12 +220,14 @@ def baseline_rows(store: Store, features: FeatureSet, split: Split) -> list[dict
     return rows
 
 
-def ablation_table(store: Store, *, seeds: int = 1, epochs: int = 20, balance: str = DEFAULT_BALANCE,
+def ablation_table(store: Store, *, seeds: int = 1, epochs: int = DEFAULT_EPOCHS, balance: str = DEFAULT_BALANCE,
                    default_arch: str = DEFAULT_ARCH, only: list[str] | None = None,
-                   extra: list[tuple[str, dict]] | None = None, progress: bool = True, on_run=None) -> list[dict]:
+                   extra: list[tuple[str, dict]] | None = None, progress: bool = True,
+                   on_run: Callable | None = None, truth: Oracle | None = None) -> list[dict]:
     """Train every variant (`seeds` seeds each) on the same data and split; one row per (variant, task,
-    metric), with the mean over seeds, its standard deviation and the change against single-task.
-    only: the variant names to run; extra: more (name, TrainOptions changes) variants."""
+    metric), with the mean over seeds, its standard deviation and the change against single-task (and the
+    oracle's rows and ratios, given one). only: the variant names to run; extra: more (name, TrainOptions
+    changes) variants."""
     features = build_features(store)
     rows: list[dict] = []
     split = None
@@ -277,38 +240,35 @@ def ablation_table(store: Store, *, seeds: int = 1, epochs: int = 20, balance: s
                                       "diagnostics": False, **changes})  # a variant may change the balancing too
             trained = train_model(store, options, features=features)
             split = trained.split
-            metrics, _ = with_truth(store, trained, trained.metrics)
+            metrics, _ = with_truth(truth, trained, trained.metrics)
             runs.append(metrics)
             if on_run:
                 on_run(name, seed, trained, metrics)
-            if progress:
-                click = metrics.get("click", {}).get("auc")
-                print(f"[eval] {name} seed {seed}: click AUC {click:.4f} in {trained.seconds:.0f} s", file=sys.stderr)
+            click = metrics.get("click", {}).get("auc")
+            logger.info("%s seed %d: click AUC %s in %.0f s", name, seed, "n/a" if click is None else f"{click:.4f}",
+                     trained.seconds)
         rows += rows_of(name, runs)
     if split is None:
-        split = make_split(features, TrainOptions())
-    return add_deltas(rows + baseline_rows(store, features, split))
+        split = TrainOptions().split(features)
+    return add_deltas(rows + baseline_rows(features, split, truth))
 
 
 def save_ablations(store: Store, rows: list[dict]) -> Path:
-    """Keep the latest ablation table beside the models (`DATA_DIR/models/ablations.json`) for the UI."""
-    path = store.path("models", ABLATIONS_FILE)
+    """Keep the latest ablation table beside the models for the UI's Model page."""
+    path = ensure(store.paths.ablations)
     path.write_text(json.dumps({"rows": rows, "created_at": now_iso()}, indent=1), encoding="utf-8")
     return path
 
 
-def model_table(store: Store, model) -> list[dict]:
+def model_table(store: Store, model: LoadedModel, truth: Oracle | None = None) -> list[dict]:
     """`vidrec eval` without ablations: the saved model on its own test period, beside the baselines."""
     features = build_features(store, model.vocabulary)
-    options = TrainOptions(**{k: (tuple(v) if k == "groups" else v) for k, v in model.config["options"].items()})
-    split = make_split(features, options)
+    options = options_of(model)
+    split = options.split(features)
     stored = model.config.get("split", {})
     if stored.get("test_start") is not None:  # the model's own cut-offs, even if the log has grown since
-        ts = features.ts
-        rows = np.arange(len(ts))
-        split = replace(split, train=rows[ts < stored["val_start"]],
-                        val=rows[(ts >= stored["val_start"]) & (ts < stored["test_start"])],
-                        test=rows[ts >= stored["test_start"]])
+        split = split.cut_at(features.ts, stored["val_start"], stored["test_start"])
     trained = Trained(options, model.nets, features, split, {}, {}, {}, 0.0)
-    metrics, _ = with_truth(store, trained, test_metrics(trained))
-    return add_deltas(rows_of(f"{model.config['arch']} ({model.model_id})", [metrics]) + baseline_rows(store, features, split))
+    metrics, _ = with_truth(truth, trained, test_metrics(trained))
+    name = f"{model.config['arch']} ({model.model_id})"
+    return add_deltas(rows_of(name, [metrics]) + baseline_rows(features, split, truth))

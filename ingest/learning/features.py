@@ -16,15 +16,12 @@ import torch
 
 from models.data import CatalogTensors, Impressions
 
-from .interactions import parse_timestamp
-from .store import Store
+from ..interactions import parse_timestamp
+from ..store import Store
+from .errors import FeatureError
 
 HISTORY_LENGTH = 32  # most recent clicks a row sees
 META_DIM = 1  # normalised log duration
-
-
-class FeatureError(Exception):
-    """Features that cannot be assembled (an empty catalog, no embeddings); one line for the user."""
 
 
 def hash_bucket(key: str, buckets: int) -> int:
@@ -69,6 +66,7 @@ class CatalogFeatures:
     store_ids: np.ndarray  # int64 store ids, the ids FAISS indexes use
     tensors: CatalogTensors
     published: np.ndarray  # Unix seconds, -inf where unknown (always available)
+    duration: np.ndarray  # seconds
 
     def index(self) -> dict[str, int]:
         return {v: i for i, v in enumerate(self.video_ids)}
@@ -86,27 +84,28 @@ class FeatureSet:
 def read_catalog(store: Store, vocabulary: Vocabulary | None = None) -> tuple[CatalogFeatures, list[str]]:
     """The catalog's per-video features for the current CLIP version, and its category names (the
     vocabulary's when given, so a trained model keeps its classes; else the labels in the store)."""
-    clip = store.clip_version()
-    if clip is None or store.count("videos") == 0:
+    clip = store.clips.current()
+    if clip is None or store.videos.count() == 0:
         raise FeatureError("the catalog is empty: ingest videos first (`vidrec ingest` or `vidrec demo`)")
-    ids, video_ids, video_emb = store.embeddings("video_emb")
-    _, text_ids, text_emb = store.embeddings("text_emb")
+    ids, video_ids, video_emb = store.embeddings.matrix("video_emb")
+    _, text_ids, text_emb = store.embeddings.matrix("text_emb")
     if not video_ids or text_ids != video_ids:
         raise FeatureError(f"the catalog has no complete embeddings for CLIP version {clip.version}")
-    rows = {r["id"]: r for r in store.videos()}
-    labels = [rows[i]["category"] or None for i in ids.tolist()]
+    rows = {r.id: r for r in store.videos.all()}
+    duration = np.array([rows[i].duration for i in ids.tolist()], np.float64)
+    labels = [rows[i].category or None for i in ids.tolist()]
     categories = vocabulary.categories if vocabulary else sorted({c for c in labels if c})
     position = {c: i for i, c in enumerate(categories)}
     buckets = vocabulary.video_buckets if vocabulary else bucket_count(len(video_ids))
     tensors = CatalogTensors(
         video_clip=torch.from_numpy(np.ascontiguousarray(video_emb, np.float32)),
         text_clip=torch.from_numpy(np.ascontiguousarray(text_emb, np.float32)),
-        meta=torch.from_numpy(duration_feature([rows[i]["duration"] for i in ids.tolist()])[:, None].astype(np.float32)),
+        meta=torch.from_numpy(duration_feature(duration)[:, None].astype(np.float32)),
         bucket=torch.tensor([hash_bucket(v, buckets) for v in video_ids], dtype=torch.long),
         category=torch.tensor([position.get(c, -1) if c else -1 for c in labels], dtype=torch.long),
     )
-    published = np.array([_unix_seconds(rows[i]["published_at"]) for i in ids.tolist()], np.float64)
-    return CatalogFeatures(clip.version, video_ids, ids, tensors, published), categories
+    published = np.array([_unix_seconds(rows[i].published_at) for i in ids.tolist()], np.float64)
+    return CatalogFeatures(clip.version, video_ids, ids, tensors, published, duration), categories
 
 
 def _unix_seconds(text: str | None) -> float:
@@ -120,11 +119,7 @@ def _unix_seconds(text: str | None) -> float:
 
 def read_interactions(store: Store) -> dict[str, np.ndarray]:
     """Every logged impression of a catalog video, ordered by time (ties by user, video)."""
-    rows = store.db.execute(
-        "SELECT user_id, video_id, ts, hour, weekday, device, region, clicked, liked, watch_seconds "
-        "FROM interactions ORDER BY ts, user_id, video_id").fetchall()
-    columns = ("user_id", "video_id", "ts", "hour", "weekday", "device", "region", "clicked", "liked", "watch_seconds")
-    out = {c: [r[i] for r in rows] for i, c in enumerate(columns)}
+    out = store.interactions.log()
     arrays = {c: np.array(out[c], dtype=object) for c in ("user_id", "video_id", "device", "region")}
     arrays.update({c: np.array(out[c], dtype=np.int64) for c in ("ts", "hour", "weekday", "clicked")})
     arrays["liked"] = np.array([np.nan if v is None else v for v in out["liked"]], np.float64)
@@ -167,8 +162,7 @@ def build_features(store: Store, vocabulary: Vocabulary | None = None, history_l
             devices=sorted({d for d in log["device"] if d}), regions=sorted({r for r in log["region"] if r}),
             user_buckets=bucket_count(len(users)), video_buckets=bucket_count(len(catalog.video_ids)))
     video = np.array([position[v] for v in log["video_id"]], np.int64)
-    durations = {r["video_id"]: r["duration"] for r in store.videos()}
-    duration = np.array([durations[v] for v in log["video_id"]], np.float64)
+    duration = catalog.duration[video]
     clicked = log["clicked"]
     with np.errstate(invalid="ignore", divide="ignore"):
         watch = np.where((clicked > 0) & (duration > 0), np.clip(log["watch_seconds"] / duration, 0, 1), np.nan)

@@ -7,53 +7,64 @@ so a second `vidrec demo` goes straight to the UI.
 from __future__ import annotations
 
 import json
-import sys
+import logging
 
 from index.api import Vidrec
-from ingest.demo import WORLD_DIR, generate_world
 from ingest.interactions import import_interactions
+from ingest.learning import TrainOptions, train_and_save
 from ingest.pipeline import IngestOptions, ingest
 from ingest.store import Store
-from ingest.training import TrainOptions, train_and_save
 from ingest.tune import TuneOptions, tune_catalog_clip
 
+from .truth import Truth, truth_in
+from .world import DEFAULT_USERS, DEFAULT_VIDEOS, generate_world
+
 DEMO_CLIP = "tiny"  # self-contained and offline; tune-clip teaches it the world
+DEMO_VIDEOS, DEMO_USERS = DEFAULT_VIDEOS, DEFAULT_USERS
+logger = logging.getLogger(__name__)
 
 
-def run_demo(store: Store, *, videos: int, users: int, seed: int, clip: str | None = None,
-             progress: bool = True) -> dict:
-    world_dir = store.data_dir / WORLD_DIR
+def run_demo(store: Store, *, videos: int = DEMO_VIDEOS, users: int = DEMO_USERS, seed: int = 0,
+             clip: str | None = None, progress: bool = True) -> dict:
+    world_dir = store.paths.demo_world
     params = {"videos": videos, "users": users, "seed": seed}
     params_file = world_dir / "demo-params.json"
     if not (params_file.is_file() and json.loads(params_file.read_text()) == params):
-        _say(f"building the demo world ({videos} videos, {users} users) in {world_dir}", progress)
+        logger.info("building the demo world (%d videos, %d users) in %s", videos, users, world_dir)
         generate_world(world_dir, videos=videos, users=users, seed=seed, progress=progress)
         params_file.write_text(json.dumps(params))
-    manifest, log = world_dir / "manifest.csv", world_dir / "interactions.csv"
+    manifest, interactions = world_dir / "manifest.csv", world_dir / "interactions.csv"
 
-    _say("ingesting the demo world", progress)
-    if clip is None and store.clip_version() is None:
+    logger.info("ingesting the demo world")
+    if clip is None and store.clips.current() is None:
         clip = DEMO_CLIP
     report = ingest(store, manifest=manifest, options=IngestOptions(clip=clip, progress=progress))
-    _say("importing its interaction log", progress)
-    imported = import_interactions(store, log)
+    logger.info("importing its interaction log")
+    imported = import_interactions(store, interactions)
     metrics = {}
-    clip = store.clip_version()
-    if clip.parent is None and clip.spec == DEMO_CLIP:
-        _say("tuning the tiny CLIP on the demo world's frames and texts", progress)
+    current = store.clips.current()
+    assert current is not None
+    if current.parent is None and current.spec == DEMO_CLIP:
+        logger.info("tuning the tiny CLIP on the demo world's frames and texts")
         tuned = tune_catalog_clip(store, TuneOptions(seed=seed, progress=progress))
         metrics["clip"] = {"before": tuned["before"], "after": tuned["after"], "replaced": tuned["replaced"]}
-    current = store.clip_version().version
-    if not store.db.execute("SELECT 1 FROM models WHERE clip_version = ?", (current,)).fetchone():
-        _say("training the multi-task model", progress)
+        current = store.clips.current()
+        assert current is not None
+    if not store.models.exists_for(current.version):
+        logger.info("training the multi-task model")
         trained = train_and_save(store, TrainOptions(seed=seed, progress=progress))
         metrics["model"] = {"model_id": trained["model_id"], "arch": trained["arch"], **trained["metrics"]}
-    _say("building the indexes", progress)
+    logger.info("building the indexes")
     Vidrec(store.data_dir).refresh_indexes()
     status = store.status()
     return {"videos": status["videos"], "users": status["users"], "interactions": status["interactions"],
             "metrics": metrics, "ingested": report.ingested, "failed": report.failed,
             "imported": imported.imported, "clip": status["clip"], "data_dir": str(store.data_dir)}
+
+
+def demo_truth(store: Store) -> Truth | None:
+    """The ground truth of the demo world this data dir holds (made by `vidrec demo`), or None."""
+    return truth_in(store.paths.demo_world)
 
 
 def metric_lines(metrics: dict) -> list[str]:
@@ -72,8 +83,3 @@ def metric_lines(metrics: dict) -> list[str]:
         lines.append(f"{'model':14}{m['arch']}: test click AUC {num(m['click'].get('auc'), 3)}, like AUC "
                      f"{num(m['like'].get('auc'), 3)}, category accuracy {num(m['category'].get('accuracy'))}")
     return lines
-
-
-def _say(message: str, progress: bool) -> None:
-    if progress:
-        print(f"[demo] {message}", file=sys.stderr)

@@ -1,0 +1,105 @@
+"""The catalog's CLIP embeddings: one row per (video, CLIP version), float32 BLOBs beside the video.
+
+A re-embedding writes a new version's rows beside the current ones and switches in one transaction,
+so readers never see a mix of versions.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .database import Database
+from .encoding import from_blob, to_blob
+
+FIELDS = ("video_emb", "frames_emb", "title_emb", "desc_emb", "tags_emb", "text_emb")
+TEXT_FIELDS = ("title_emb", "desc_emb", "tags_emb", "text_emb")
+VECTOR_FIELDS = tuple(f for f in FIELDS if f != "frames_emb")  # one vector per video
+
+
+class Embeddings:
+    def __init__(self, store: Database):
+        self.store = store
+        self.db = store.db
+
+    def _current(self) -> int | None:
+        current = self.store.get_meta("clip_version")
+        return None if current is None else int(current)
+
+    def dim(self, version: int) -> int:
+        row = self.db.execute("SELECT length(video_emb) FROM embeddings WHERE version = ? LIMIT 1", (version,)).fetchone()
+        return int(row[0]) // 4 if row else 0
+
+    def exist(self) -> bool:
+        """Whether any video has embeddings (of any version)."""
+        return self.db.execute("SELECT 1 FROM embeddings LIMIT 1").fetchone() is not None
+
+    def matrix(self, field: str = "video_emb", version: int | None = None) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """(int64 store ids, video_ids, float32 [N, D]) of one field for the current (or given) CLIP version, in
+        store id order. Per-frame embeddings come from `frames`, as videos may keep different frame counts."""
+        if field not in VECTOR_FIELDS:
+            raise ValueError(f"unknown embedding field {field!r}")
+        version = self._current() if version is None else version
+        if version is None:
+            return np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32)
+        rows = self.db.execute(f"SELECT v.id, v.video_id, e.{field} FROM embeddings e JOIN videos v ON v.id = e.video "
+                               "WHERE e.version = ? ORDER BY v.id", (version,)).fetchall()
+        dim = self.dim(version)
+        ids = np.array([r[0] for r in rows], np.int64)
+        if not rows:
+            return ids, [], np.zeros((0, dim), np.float32)
+        return ids, [r[1] for r in rows], np.vstack([from_blob(r[2], dim) for r in rows])
+
+    def frames(self, version: int) -> dict[int, np.ndarray]:
+        """store id -> [K, D] per-frame embeddings."""
+        dim = self.dim(version)
+        rows = self.db.execute("SELECT video, frames_emb FROM embeddings WHERE version = ?", (version,))
+        return {r[0]: from_blob(r[1], dim) for r in rows}
+
+    def of_video(self, store_id: int, version: int | None = None) -> dict[str, np.ndarray] | None:
+        """One video's vectors ({field: [D]}) for the current (or given) version; None if it has none."""
+        version = self._current() if version is None else version
+        row = self.db.execute(f"SELECT {', '.join(VECTOR_FIELDS)} FROM embeddings WHERE video = ? AND version = ?",
+                              (store_id, version)).fetchone()
+        if row is None:
+            return None
+        dim = self.dim(int(version or 0))
+        return {f: from_blob(row[i], dim)[0] for i, f in enumerate(VECTOR_FIELDS)}
+
+    def of_videos(self, video_ids: list[str], field: str = "video_emb") -> dict[str, np.ndarray]:
+        """video_id -> [D] of one field, current version, for the videos that have it."""
+        if field not in VECTOR_FIELDS:
+            raise ValueError(f"unknown embedding field {field!r}")
+        version = self._current()
+        if not video_ids or version is None:
+            return {}
+        dim = self.dim(version)
+        rows = self.db.execute(f"SELECT v.video_id, e.{field} FROM embeddings e JOIN videos v ON v.id = e.video "
+                               f"WHERE e.version = ? AND v.video_id IN ({','.join('?' * len(video_ids))})",
+                               [version, *video_ids])
+        return {r[0]: from_blob(r[1], dim)[0] for r in rows}
+
+    # ---- writes -------------------------------------------------------------------------------------------
+    def put(self, store_id: int, version: int, embeddings: dict[str, np.ndarray]) -> None:
+        """Every field of one video for one version (replacing what was there); call inside a transaction."""
+        missing = set(FIELDS) - set(embeddings)
+        if missing:
+            raise ValueError(f"embeddings missing {sorted(missing)}")
+        self.db.execute(f"INSERT OR REPLACE INTO embeddings(video, version, {', '.join(FIELDS)}) "
+                        f"VALUES (?, ?, {', '.join('?' for _ in FIELDS)})",
+                        [store_id, version] + [to_blob(embeddings[f]) for f in FIELDS])
+
+    def update(self, store_id: int, version: int, embeddings: dict[str, np.ndarray]) -> None:
+        """Some fields of one video's embeddings (new text, same frames); call inside a transaction."""
+        unknown = set(embeddings) - set(FIELDS)
+        if unknown:
+            raise ValueError(f"not embedding fields: {sorted(unknown)}")
+        sets = ", ".join(f"{k} = ?" for k in embeddings)
+        self.db.execute(f"UPDATE embeddings SET {sets} WHERE video = ? AND version = ?",
+                        [to_blob(v) for v in embeddings.values()] + [store_id, version])
+
+    def count_lacking(self, version: int) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM videos v WHERE NOT EXISTS (SELECT 1 FROM embeddings e "
+                                   "WHERE e.video = v.id AND e.version = ?)", (version,)).fetchone()[0])
+
+    def keep_only(self, version: int) -> None:
+        """Drop every other version's rows (after switching to `version`); call inside a transaction."""
+        self.db.execute("DELETE FROM embeddings WHERE version != ?", (version,))

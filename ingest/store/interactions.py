@@ -1,0 +1,165 @@
+"""The interaction log: impressions with their outcome (click, like, watch time), imported or from the UI.
+
+A row is identified by (user_id, video_id, ts): writing the same row again keeps one.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from .database import Database
+
+CONTEXT_COLUMNS = ("device", "region")  # the free-text parts of a context, asked about by name below
+LOG_COLUMNS = ("user_id", "video_id", "ts", "hour", "weekday", "device", "region", "clicked", "liked",
+               "watch_seconds")
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One impression as the log keeps it."""
+
+    user_id: str
+    video_id: str
+    ts: int  # Unix seconds, UTC
+    utc_offset: int  # minutes; hour and weekday are local to it
+    hour: int
+    weekday: int  # 0 = Monday
+    device: str | None
+    region: str | None
+    clicked: int
+    liked: int | None
+    watch_seconds: float | None
+
+
+class Outcome(NamedTuple):
+    """What became of an impression: a click, a like, seconds watched (None: not known)."""
+
+    clicked: int
+    liked: int | None
+    watch_seconds: float | None
+
+
+def _column(name: str) -> str:
+    if name not in CONTEXT_COLUMNS:
+        raise ValueError(f"not a context column: {name!r}")
+    return name
+
+
+class Interactions:
+    def __init__(self, store: Database):
+        self.store = store
+        self.db = store.db
+
+    # ---- counts ---------------------------------------------------------------------------------------
+    def count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM interactions").fetchone()[0])
+
+    def user_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(DISTINCT user_id) FROM interactions").fetchone()[0])
+
+    def users(self, limit: int = 500) -> list[str]:
+        """Users with interactions, the most active first."""
+        return [r[0] for r in self.db.execute(
+            "SELECT user_id FROM interactions GROUP BY user_id ORDER BY COUNT(*) DESC, user_id LIMIT ?", (limit,))]
+
+    def audience(self, video_id: str) -> tuple[int, int, int]:
+        """(impressions, clicks, likes) of one video."""
+        row = self.db.execute("SELECT COUNT(*), COALESCE(SUM(clicked), 0), COALESCE(SUM(liked), 0) FROM interactions "
+                              "WHERE video_id = ?", (video_id,)).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def marker(self) -> tuple[int, int]:
+        """Changes when rows are added (the catalog revision does not follow the log): for caches of counts."""
+        row = self.db.execute("SELECT COALESCE(MAX(rowid), 0), COUNT(*) FROM interactions").fetchone()
+        return int(row[0]), int(row[1])
+
+    # ---- a user ---------------------------------------------------------------------------------------
+    def clicks(self, user_id: str, limit: int | None = None) -> list[str]:
+        """The videos the user clicked, oldest first (the latest `limit` of them when given)."""
+        rows = self.db.execute("SELECT video_id FROM interactions WHERE user_id = ? AND clicked = 1 "
+                               "ORDER BY ts DESC LIMIT ?", (user_id, -1 if limit is None else limit)).fetchall()
+        return [r[0] for r in reversed(rows)]
+
+    def clicks_of(self, user_ids: Sequence[str]) -> list[tuple[str, str, int]]:
+        """(user_id, video_id, ts) of every click of these users."""
+        out: list[tuple[str, str, int]] = []
+        users = list(user_ids)
+        for start in range(0, len(users), 500):  # SQLite caps the number of parameters
+            part = users[start:start + 500]
+            out += [(r[0], r[1], r[2]) for r in self.db.execute(
+                f"SELECT user_id, video_id, ts FROM interactions WHERE clicked = 1 AND user_id IN "
+                f"({','.join('?' * len(part))})", part)]
+        return out
+
+    def of_user(self, user_id: str) -> list[Interaction]:
+        rows = self.db.execute("SELECT user_id, video_id, ts, utc_offset, hour, weekday, device, region, clicked, "
+                               "liked, watch_seconds FROM interactions WHERE user_id = ? ORDER BY ts", (user_id,))
+        return [Interaction(*r) for r in rows]
+
+    def most_common(self, column: str, user_id: str | None = None) -> str | None:
+        """The user's most frequent device or region (the whole log's, for None)."""
+        column = _column(column)
+        where, args = (f"{column} IS NOT NULL", []) if user_id is None else (f"user_id = ? AND {column} IS NOT NULL",
+                                                                            [user_id])
+        row = self.db.execute(f"SELECT {column} FROM interactions WHERE {where} GROUP BY 1 ORDER BY COUNT(*) DESC, 1 "
+                              "LIMIT 1", args).fetchone()
+        return row[0] if row else None
+
+    def by_frequency(self, column: str) -> list[str]:
+        """Every device or region in the log, the most frequent first."""
+        column = _column(column)
+        return [r[0] for r in self.db.execute(
+            f"SELECT {column} FROM interactions WHERE {column} IS NOT NULL GROUP BY 1 ORDER BY COUNT(*) DESC, 1")]
+
+    # ---- the whole log ----------------------------------------------------------------------------------
+    def log(self) -> dict[str, list]:
+        """Every impression as columns (LOG_COLUMNS), ordered by time (ties by user, video)."""
+        rows = self.db.execute(f"SELECT {', '.join(LOG_COLUMNS)} FROM interactions ORDER BY ts, user_id, video_id")
+        columns: dict[str, list] = {c: [] for c in LOG_COLUMNS}
+        for row in rows:
+            for c, value in zip(LOG_COLUMNS, row):
+                columns[c].append(value)
+        return columns
+
+    def latest_ts(self, source: str | None = None) -> int | None:
+        """The newest impression's time (of one source, e.g. 'import', when given)."""
+        row = self.db.execute("SELECT MAX(ts) FROM interactions" + (" WHERE source = ?" if source else ""),
+                              (source,) if source else ()).fetchone()
+        return row[0]
+
+    def clicks_by_context(self, since: int) -> list[tuple[str, str | None, int, int]]:
+        """(video_id, device, hour, clicks) of the clicks at or after `since`: what popularity counts."""
+        return [(r[0], r[1], r[2], int(r[3])) for r in self.db.execute(
+            "SELECT video_id, device, hour, SUM(clicked) FROM interactions WHERE ts >= ? "
+            "GROUP BY video_id, device, hour HAVING SUM(clicked) > 0", (since,))]
+
+    # ---- writes -----------------------------------------------------------------------------------------
+    def add(self, rows: Sequence[Interaction], source: str = "import") -> int:
+        """Insert rows, skipping those already logged; returns how many were new."""
+        with self.store.transaction():
+            before = self.db.total_changes
+            self.db.executemany(
+                "INSERT OR IGNORE INTO interactions(user_id, video_id, ts, utc_offset, hour, weekday, device, region, "
+                "clicked, liked, watch_seconds, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r.user_id, r.video_id, r.ts, r.utc_offset, r.hour, r.weekday, r.device, r.region, r.clicked,
+                  r.liked, r.watch_seconds, source) for r in rows])
+            return self.db.total_changes - before
+
+    def update_latest(self, impression: Interaction, source: str, change: Callable[[Outcome], Outcome]) -> Outcome:
+        """Change the outcome of the user's latest impression of this video from `source` (logging `impression`
+        first when there is none), in one transaction; returns the new outcome."""
+        with self.store.transaction():
+            row = self.db.execute("SELECT ts, clicked, liked, watch_seconds FROM interactions WHERE user_id = ? "
+                                  "AND video_id = ? AND source = ? ORDER BY ts DESC LIMIT 1",
+                                  (impression.user_id, impression.video_id, source)).fetchone()
+            if row is None:
+                self.add([impression], source)
+                ts, previous = impression.ts, Outcome(impression.clicked, impression.liked, impression.watch_seconds)
+            else:
+                ts, previous = row[0], Outcome(row[1], row[2], row[3])
+            outcome = change(previous)
+            self.db.execute("UPDATE interactions SET clicked = ?, liked = ?, watch_seconds = ? "
+                            "WHERE user_id = ? AND video_id = ? AND ts = ?",
+                            (*outcome, impression.user_id, impression.video_id, ts))
+        return outcome

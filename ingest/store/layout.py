@@ -1,0 +1,109 @@
+"""The data directory's layout: every path and file name under it, in one place.
+
+Nothing else in vidrec joins a name onto the data directory; it asks a `DataDir` instead. Paths are
+plain `Path`s (no folder is created until a writer asks for one with `ensure`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DATABASE = "catalog.db"
+
+
+@dataclass(frozen=True)
+class IndexFiles:
+    """One vector index on disk: the FAISS file, its JSON description and its int64 ids."""
+
+    data: Path
+    description: Path
+    ids: Path
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """One trained model's folder."""
+
+    folder: Path
+
+    @property
+    def weights(self) -> Path:
+        return self.folder / "weights.safetensors"
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.folder / "metrics.json"
+
+    @property
+    def curves(self) -> Path:
+        return self.folder / "curves.json"
+
+    @property
+    def diagnostics(self) -> Path:
+        return self.folder / "diagnostics.json"
+
+
+class DataDir:
+    """`catalog.db`, `clip/`, `models/`, `indexes/`, `uploads/` and (made by `vidrec demo`) `demo-world/`."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root).expanduser().resolve()
+
+    def __repr__(self) -> str:
+        return f"DataDir({str(self.root)!r})"
+
+    @property
+    def database(self) -> Path:
+        return self.root / DATABASE
+
+    # ---- CLIP weights: recorded in the store relative to the root, so a data dir can move --------------
+    def clip_weights_name(self, version: int) -> str:
+        return f"clip/v{version}.safetensors"
+
+    def resolve(self, relative: str) -> Path:
+        return self.root / relative
+
+    # ---- models ----------------------------------------------------------------------------------------
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    def model_name(self, model_id: str) -> str:
+        """The model's folder relative to the root, as the store records it."""
+        return f"models/{model_id}"
+
+    def model_files(self, relative: str) -> ModelFiles:
+        return ModelFiles(self.resolve(relative))
+
+    @property
+    def ablations(self) -> Path:
+        """The latest `vidrec eval --ablations` table, for the UI's Model page."""
+        return self.models / "ablations.json"
+
+    # ---- indexes ---------------------------------------------------------------------------------------
+    @property
+    def indexes(self) -> Path:
+        return self.root / "indexes"
+
+    def index_files(self, name: str) -> IndexFiles:
+        return IndexFiles(self.indexes / f"{name}.faiss", self.indexes / f"{name}.json", self.indexes / f"{name}.ids.npy")
+
+    # ---- what people and the demo bring ---------------------------------------------------------------
+    @property
+    def uploads(self) -> Path:
+        return self.root / "uploads"
+
+    @property
+    def demo_world(self) -> Path:
+        """Where `vidrec demo` generates its world (and evaluation finds the world's truth)."""
+        return self.root / "demo-world"
+
+
+def ensure(path: Path) -> Path:
+    """`path` with its parent folder created: for a writer about to write the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,51 @@
+"""The trained models a catalog holds (their files are under `models/<model_id>/`)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from .database import Database
+from .encoding import now_iso
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    model_id: str
+    clip_version: int  # the CLIP version of the embeddings it was trained on
+    arch: str
+    path: str  # its folder, relative to the data dir
+    config: dict
+    metrics: dict
+    created_at: str
+
+
+class ModelRegistry:
+    # Newest first; two models saved in the same second are told apart by insertion order.
+    NEWEST_FIRST = "SELECT * FROM models ORDER BY created_at DESC, rowid DESC"
+
+    def __init__(self, store: Database):
+        self.store = store
+
+    def add(self, model_id: str, clip_version: int, arch: str, path: str, config: dict, metrics: dict) -> None:
+        with self.store.transaction():
+            self.store.db.execute(
+                "INSERT INTO models(model_id, clip_version, arch, path, config, metrics, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (model_id, clip_version, arch, path, json.dumps(config), json.dumps(metrics), now_iso()))
+
+    def all(self) -> list[ModelRecord]:
+        """Every model, newest first."""
+        return [ModelRecord(r["model_id"], r["clip_version"], r["arch"], r["path"], json.loads(r["config"]),
+                            json.loads(r["metrics"]), r["created_at"])
+                for r in self.store.db.execute(self.NEWEST_FIRST)]
+
+    def newest_id(self) -> str | None:
+        """The newest model's id (whatever its CLIP version): cheap, for cache keys."""
+        row = self.store.db.execute(self.NEWEST_FIRST.replace("*", "model_id", 1) + " LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def count(self) -> int:
+        return int(self.store.db.execute("SELECT COUNT(*) FROM models").fetchone()[0])
+
+    def exists_for(self, clip_version: int) -> bool:
+        return self.store.db.execute("SELECT 1 FROM models WHERE clip_version = ? LIMIT 1",
+                                     (clip_version,)).fetchone() is not None
