@@ -20,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from index.vector_index import IndexConfig, build_tuned, recall_at_k  # noqa: E402
+from index.vector_index import FaissIndex, IndexConfig, recall_at_k  # noqa: E402
 
 DIM = 512
 SKIP = {1_000_000: {"hnsw": "left out at 1M: its build (23 s at 100k on 2 threads, about 5 min at 1M by "
@@ -48,7 +48,8 @@ def exact_top10(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
 def measure(kind: str, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> dict:
     ids = np.arange(len(vectors), dtype=np.int64)
     started = time.perf_counter()
-    index, info = build_tuned(kind, vectors, ids, IndexConfig(force_type=kind, sample_queries=200))
+    built = FaissIndex.build(kind, vectors, ids, IndexConfig(force_type=kind, sample_queries=200))
+    index, info = built.native, built.info
     build = time.perf_counter() - started
     _, found = index.search(queries, 10)
     recall = recall_at_k(found, truth)

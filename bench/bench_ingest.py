@@ -66,7 +66,7 @@ def pipeline_fps(spec: str, manifest: Path | None, paths: list[Path], frames: in
         store = Store(tmp)
         report = ingest(store, paths, manifest, IngestOptions(clip=spec, frames=frames, batch_size=BATCH, progress=False))
         assert not report.failed, report.failed[:3]
-        n_frames = store.db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+        n_frames = sum(len(store.videos.kept_frames(v.id)) for v in store.videos.all())
     return n_frames / max(report.seconds - load_seconds, 1e-9), report.ingested
 
 

@@ -26,11 +26,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingest.evaluation import ablation_table, add_deltas, baseline_rows, rows_of  # noqa: E402
-from ingest.features import build_features  # noqa: E402
+from app.demo.command import demo_truth  # noqa: E402
+from ingest.learning.evaluation import ablation_table, add_deltas, baseline_rows, rows_of  # noqa: E402
+from ingest.learning.features import build_features  # noqa: E402
 from ingest.store import Store  # noqa: E402
-from ingest.training import (DEFAULT_ARCH, DEFAULT_BALANCE, TrainOptions, load_model, make_split, save_model,  # noqa: E402
-                             train_model)
+from ingest.learning import DEFAULT_ARCH, DEFAULT_BALANCE, TrainOptions, load_model, save_model  # noqa: E402
+from ingest.learning.training import train_model  # noqa: E402
 from models.context import Context  # noqa: E402
 
 CANDIDATES = 500
@@ -64,7 +65,7 @@ def bench_training(store: Store) -> dict:
 
 def bench_scoring(store: Store) -> dict:
     """Requests of 500 candidates for random users and contexts, after a warm-up; per-request latency.
-    (`score` runs on one torch thread whatever the process has: see ingest/scoring.py.)"""
+    (`score` runs on one torch thread whatever the process has: see ingest/learning/scoring.py.)"""
     model = load_model(store)
     _, video_ids, _ = model.video_vectors()
     features = build_features(store, model.vocabulary)
@@ -124,7 +125,8 @@ def evaluation_table(store: Store, seeds: int, ablation_seeds: int, log: Path) -
     def rows_for(names: list[str], n_seeds: int, **kwargs) -> list[dict]:
         missing = [n for n in names if any((n, s) not in done for s in range(n_seeds))]
         if missing:
-            ablation_table(store, seeds=n_seeds, only=missing, on_run=on_run, progress=False, **kwargs)
+            ablation_table(store, seeds=n_seeds, only=missing, on_run=on_run, progress=False, truth=demo_truth(store),
+                           **kwargs)
         return [r for n in names for r in rows_of(n, [done[(n, s)] for s in range(n_seeds)])]
 
     archs = ["single-task", "shared-bottom", "mmoe", "ple"]
@@ -137,7 +139,7 @@ def evaluation_table(store: Store, seeds: int, ablation_seeds: int, log: Path) -
     names = [f"{best} without context", f"{best} video only", f"{best} text only"] + [n for n, _ in balancing]
     rows += rows_for(names, ablation_seeds, default_arch=best, extra=balancing)
     features = build_features(store)
-    rows += baseline_rows(store, features, make_split(features, TrainOptions()))
+    rows += baseline_rows(features, TrainOptions().split(features), demo_truth(store))
     return add_deltas(rows), best
 
 

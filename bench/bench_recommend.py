@@ -23,11 +23,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.demo import run_demo  # noqa: E402
-from index.api import Vidrec  # noqa: E402
 from app.demo import load_truth  # noqa: E402
-from ingest.store import Store, to_blob  # noqa: E402
-from ingest.training import TrainOptions, train_and_save  # noqa: E402
+from app.demo.command import run_demo  # noqa: E402
+from index.api import Vidrec  # noqa: E402
+from ingest.learning import TrainOptions, train_and_save  # noqa: E402
+from ingest.store import Interaction, Store, to_blob  # noqa: E402
 from models.context import Context  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
@@ -42,12 +42,12 @@ def ndcg(gains_of_list: np.ndarray, ideal: np.ndarray) -> float:
 
 def quality(data_dir: Path, users: int) -> dict:
     api = Vidrec(data_dir)
-    truth = load_truth(data_dir / "demo-world")
+    truth = load_truth(api.store.paths.demo_world)
     model = api.recommender.model
     everyone = sorted(truth.user_ids)
     rng = np.random.default_rng(0)
     sample = [everyone[i] for i in rng.choice(len(everyone), min(users, len(everyone)), replace=False)]
-    videos = [r["video_id"] for r in api.store.videos()]
+    videos = api.store.videos.video_ids()
     out = {}
     for name, (hour, weekday, device) in CONTEXTS.items():
         rec, pop, full = [], [], []
@@ -73,7 +73,7 @@ def quality(data_dir: Path, users: int) -> dict:
 
 def demo_catalog() -> Path:
     data_dir = CACHE / "demo-default"
-    if not (data_dir / "catalog.db").exists() or not Store(data_dir).count("models"):
+    if not Store(data_dir).models.count():
         run_demo(Store(data_dir), videos=400, users=300, seed=0, progress=False)
     return data_dir
 
@@ -81,20 +81,22 @@ def demo_catalog() -> Path:
 def synthetic_catalog(n: int = 100_000, dim: int = 128, users: int = 2000, impressions: int = 60_000) -> Path:
     """A catalog of n videos with clustered synthetic embeddings and a synthetic log (no video files)."""
     data_dir = CACHE / f"synthetic-{n}"
-    if (data_dir / "catalog.db").exists() and Store(data_dir).count("models"):
+    if (data_dir / "catalog.db").exists() and Store(data_dir).models.count():
         return data_dir
     shutil.rmtree(data_dir, ignore_errors=True)  # an interrupted build: start again
     rng = np.random.default_rng(0)
     store = Store(data_dir)
     categories = [f"c{i}" for i in range(50)]
     centres = rng.standard_normal((50, dim)).astype(np.float32)
-    with store.transaction():
-        store.add_clip_version(1, "tiny", None, None, {"synthetic": True})
-        store.set_current_clip(1)
+    video_category = np.zeros(n, np.int64)
+    with store.transaction():  # bulk SQL: a benchmark's setup of 100k synthetic videos, not a product path
+        store.clips.add(1, "tiny", None, None, {"synthetic": True})
+        store.clips.make_current(1)
         for start in range(0, n, 5000):
             rows, embeddings = [], []
             for i in range(start, min(n, start + 5000)):
                 c = int(rng.integers(0, 50))
+                video_category[i] = c
                 vec = centres[c] + 0.7 * rng.standard_normal(dim).astype(np.float32)
                 vec /= np.linalg.norm(vec)
                 text = centres[c] + 0.9 * rng.standard_normal(dim).astype(np.float32)
@@ -109,7 +111,6 @@ def synthetic_catalog(n: int = 100_000, dim: int = 128, users: int = 2000, impre
                                  "tags_emb, text_emb) VALUES (?,?,?,?,?,?,?,?)", embeddings)
         store.db.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (str(n + 1),))
         taste = rng.integers(0, 50, (users, 3))
-        video_category = np.array([int(r[0][1:]) for r in store.db.execute("SELECT category FROM videos ORDER BY id")])
         by_category = [np.flatnonzero(video_category == c) for c in range(50)]
         log = []
         for j in range(impressions):
@@ -119,11 +120,10 @@ def synthetic_catalog(n: int = 100_000, dim: int = 128, users: int = 2000, impre
             v = int(rng.choice(by_category[c]))
             ts = 1_790_000_000 + j * 40
             clicked = int(rng.random() < (0.3 if liked else 0.03))
-            log.append((f"u{u}", f"s{v:06d}", ts, 0, (ts // 3600) % 24, (ts // 86400 + 3) % 7,
-                        ["mobile", "tv", "desktop"][u % 3], "us", clicked, int(clicked and rng.random() < 0.3),
-                        60.0 * clicked))
-        store.db.executemany("INSERT INTO interactions(user_id, video_id, ts, utc_offset, hour, weekday, device, region, "
-                             "clicked, liked, watch_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?)", log)
+            log.append(Interaction(f"u{u}", f"s{v:06d}", ts, 0, (ts // 3600) % 24, (ts // 86400 + 3) % 7,
+                                   ["mobile", "tv", "desktop"][u % 3], "us", clicked,
+                                   int(clicked and rng.random() < 0.3), 60.0 * clicked))
+        store.interactions.add(log)
     train_and_save(store, TrainOptions(epochs=2, progress=False))
     return data_dir
 
@@ -147,7 +147,7 @@ def latency(requests: int) -> dict:
         api.recommend(user, context, k=10)
         times.append(time.perf_counter() - started)
     ms = np.array(times) * 1000
-    return {"videos": api.store.count("videos"), "requests": requests, "p50_ms": round(float(np.percentile(ms, 50)), 1),
+    return {"videos": api.store.videos.count(), "requests": requests, "p50_ms": round(float(np.percentile(ms, 50)), 1),
             "p99_ms": round(float(np.percentile(ms, 99)), 1), "mean_ms": round(float(ms.mean()), 1),
             "index_refresh_seconds": round(build, 1),
             "indexes": [{k: i[k] for k in ("name", "type", "size", "recall")} for i in indexes]}

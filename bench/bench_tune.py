@@ -46,7 +46,7 @@ def untuned_catalog() -> Path:
 
 
 def search_quality(data_dir: Path) -> dict:
-    truth = load_truth(data_dir / "demo-world")
+    truth = load_truth(Store(data_dir, create=False).paths.demo_world)
     api = Vidrec(data_dir)
     api.refresh_indexes()
     out = {}
@@ -58,7 +58,7 @@ def search_quality(data_dir: Path) -> dict:
                for video_id, category in truth.video_category.items()]
     out["similar_p10"] = round(float(np.mean(similar)), 4)
     store = Store(data_dir, create=False)
-    untitled = [r["video_id"] for r in store.videos() if not r["description"] and not r["tags"]]
+    untitled = [r.video_id for r in store.videos.all() if not r.description and not r.tags]
     ranks = []
     for video_id in untitled:
         category = truth.video_category[video_id]

@@ -45,7 +45,7 @@ def build_catalog() -> Path:
     from app.demo import generate_world
     from ingest.interactions import import_interactions
     from ingest.pipeline import IngestOptions, ingest
-    from ingest.training import TrainOptions, train_and_save
+    from ingest.learning import TrainOptions, train_and_save
 
     shutil.rmtree(CACHE, ignore_errors=True)
     world = generate_world(CACHE / "world", videos=120, users=60, impressions=20_000, seed=0, progress=False)
@@ -60,7 +60,7 @@ def build_catalog() -> Path:
 
 def requests(data_dir: Path, n: int) -> list[dict]:
     store = Store(data_dir)
-    users = browse.known_users(store)[:n]
+    users = store.interactions.users()[:n]
     regions = browse.context_choices(store)["region"] or [None]
     store.close()
     return [{"user": u, "hour": str((7 + 5 * i) % 24), "weekday": str(i % 7), "device": ("mobile", "tv", "desktop")[i % 3],

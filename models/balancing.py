@@ -12,14 +12,21 @@
 
 A task missing from a step's losses (no clicked row in the batch, say) simply sits that step out.
 """
+
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 
 import torch
 import torch.nn as nn
 
 BALANCERS = ("fixed", "uncertainty", "gradnorm", "dwa")
+
+
+def tensor_sum(terms: Iterable[torch.Tensor]) -> torch.Tensor:
+    """The sum of loss terms, a tensor even when there are none (Python's sum would give the int 0)."""
+    return sum(terms, torch.zeros(()))
 
 
 class Balancer(nn.Module):
@@ -39,13 +46,13 @@ class Balancer(nn.Module):
         return {t: w[t] * loss for t, loss in losses.items()}
 
     def combine(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        return sum(self.weighted(losses).values())
+        return tensor_sum(self.weighted(losses).values())
 
     def extra_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """A term that trains the balancer's own parameters (uncertainty's log variances)."""
         return None
 
-    def update(self, losses: dict[str, torch.Tensor], shared: list[nn.Parameter]) -> None:
+    def update(self, losses: dict[str, torch.Tensor], shared: list[torch.Tensor]) -> None:
         """Called with the step's losses before the backward pass (GradNorm adjusts its weights here)."""
 
     def end_epoch(self, mean_losses: dict[str, float]) -> None:
@@ -53,62 +60,65 @@ class Balancer(nn.Module):
 
 
 class Uncertainty(Balancer):
-    def __init__(self, tasks, weights=None):
+    def __init__(self, tasks: tuple[str, ...], weights: dict[str, float] | None = None):
         super().__init__(tasks, weights)
         self.log_variance = nn.ParameterDict({t: nn.Parameter(torch.zeros(())) for t in self.tasks})
 
     def weights(self) -> dict[str, float]:
         return {t: self.fixed[t] * float(torch.exp(-self.log_variance[t].detach())) for t in self.tasks}
 
-    def weighted(self, losses):
+    def weighted(self, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {t: self.fixed[t] * torch.exp(-self.log_variance[t]) * loss for t, loss in losses.items()}
 
-    def combine(self, losses):
-        return sum(self.weighted(losses).values()) + self.extra_loss(losses)
+    def combine(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        return tensor_sum(self.weighted(losses).values()) + self.extra_loss(losses)
 
-    def extra_loss(self, losses):
-        return sum(self.log_variance[t] for t in losses)
+    def extra_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        return tensor_sum(self.log_variance[t] for t in losses)
 
 
 class DWA(Balancer):
-    def __init__(self, tasks, weights=None, temperature: float = 2.0):
+    def __init__(self, tasks: tuple[str, ...], weights: dict[str, float] | None = None, temperature: float = 2.0):
         super().__init__(tasks, weights)
         self.temperature = temperature
         self.history: list[dict[str, float]] = []
         self.current = {t: 1.0 for t in self.tasks}
 
-    def weights(self):
+    def weights(self) -> dict[str, float]:
         return {t: self.fixed[t] * self.current[t] for t in self.tasks}
 
-    def end_epoch(self, mean_losses):
+    def end_epoch(self, mean_losses: dict[str, float]) -> None:
         self.history.append(mean_losses)
         if len(self.history) >= 2:
             before, last = self.history[-2], self.history[-1]
             ratio = torch.tensor([last.get(t, 1.0) / max(before.get(t, 1.0), 1e-8) for t in self.tasks])
-            self.current = dict(zip(self.tasks, (len(self.tasks) * torch.softmax(ratio / self.temperature, 0)).tolist()))
+            weights = len(self.tasks) * torch.softmax(ratio / self.temperature, 0)
+            self.current = dict(zip(self.tasks, weights.tolist()))
 
 
 class GradNorm(Balancer):
-    def __init__(self, tasks, weights=None, alpha: float = 1.5, lr: float = 0.025):
+    def __init__(
+        self, tasks: tuple[str, ...], weights: dict[str, float] | None = None, alpha: float = 1.5, lr: float = 0.025
+    ):
         super().__init__(tasks, weights)
         self.alpha, self.lr = alpha, lr
         self.log_weight = {t: torch.zeros(()) for t in self.tasks}
         self.initial: dict[str, float] = {}
 
-    def weights(self):
+    def weights(self) -> dict[str, float]:
         return {t: self.fixed[t] * float(torch.exp(self.log_weight[t])) for t in self.tasks}
 
-    def update(self, losses, shared):
+    def update(self, losses: dict[str, torch.Tensor], shared: list[torch.Tensor]) -> None:
         tasks = [t for t in losses if losses[t].requires_grad]
         if len(tasks) < 2 or not shared:
             return
         for t in tasks:
             self.initial.setdefault(t, max(losses[t].item(), 1e-8))
-        norms = []
+        per_task = []
         for t in tasks:  # |d L_t / d W| on the shared layer, one autograd pass per task
             grads = torch.autograd.grad(losses[t], shared, retain_graph=True, allow_unused=True)
-            norms.append(torch.sqrt(sum((g ** 2).sum() for g in grads if g is not None)))
-        norms = torch.stack(norms).detach()
+            per_task.append(torch.sqrt(tensor_sum((g**2).sum() for g in grads if g is not None)))
+        norms = torch.stack(per_task).detach()
         w = torch.stack([torch.exp(self.log_weight[t]) for t in tasks])
         ratio = torch.tensor([losses[t].item() / self.initial[t] for t in tasks])
         target = (w * norms).mean() * (ratio / ratio.mean()) ** self.alpha
@@ -126,8 +136,9 @@ def make_balancer(name: str, tasks: tuple[str, ...], weights: dict[str, float] |
     return {"fixed": Balancer, "uncertainty": Uncertainty, "gradnorm": GradNorm, "dwa": DWA}[name](tasks, weights)
 
 
-def pcgrad_backward(task_losses: dict[str, torch.Tensor], params: list[nn.Parameter],
-                    extra: torch.Tensor | None = None, seed: int = 0) -> dict[str, float]:
+def pcgrad_backward(
+    task_losses: dict[str, torch.Tensor], params: list[nn.Parameter], extra: torch.Tensor | None = None, seed: int = 0
+) -> dict[str, float]:
     """Set params' .grad to the PCGrad-combined gradient of the task losses (plus `extra`'s plain gradient).
     Returns how often each task's gradient was projected (a conflict count, for diagnostics)."""
     tasks = list(task_losses)
@@ -149,11 +160,12 @@ def pcgrad_backward(task_losses: dict[str, torch.Tensor], params: list[nn.Parame
     total = torch.stack(projected).sum(0)
     if extra is not None:
         extra_grads = torch.autograd.grad(extra, params, retain_graph=True, allow_unused=True)
-        total = total + torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
-                                   for g, p in zip(extra_grads, params)])
+        total = total + torch.cat(
+            [(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(extra_grads, params)]
+        )
     offset = 0
     for p in params:
         n = p.numel()
-        p.grad = total[offset:offset + n].view_as(p).clone()
+        p.grad = total[offset : offset + n].view_as(p).clone()
         offset += n
     return conflicts

@@ -3,16 +3,19 @@
 Every embedding leaves here L2-normalised as float32 numpy, so that the rest of vidrec never touches
 open_clip directly and cosine similarity is a dot product everywhere.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import re
 import socket
-from functools import lru_cache
-from urllib.parse import urlparse
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Any, TypeAlias
+from urllib.parse import urlparse
 
 import numpy as np
 import open_clip
@@ -29,6 +32,9 @@ ALTERNATIVES = (
 )
 
 open_clip.add_model_config(CONFIG_DIR)
+
+# What open_clip.create_model_and_transforms builds (open_clip ships no type information).
+OpenClipModel: TypeAlias = open_clip.CLIP | open_clip.CustomTextCLIP | open_clip.CoCa
 
 
 class ClipError(Exception):
@@ -55,7 +61,7 @@ def parse_clip_spec(text: str) -> ClipSpec:
     if text == "tiny":
         return ClipSpec("tiny", TINY)
     if text.startswith("hf-hub:"):
-        repo = text[len("hf-hub:"):]
+        repo = text[len("hf-hub:") :]
         if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
             raise ClipError(f"bad CLIP spec {text!r}: expected hf-hub:ORG/REPO")
         return ClipSpec("hf-hub", text)
@@ -82,7 +88,7 @@ def pick_device(device: str | None = None) -> torch.device:
 class ClipModel:
     """An open_clip model with its preprocessing and tokenizer, in eval mode on one device."""
 
-    def __init__(self, spec: ClipSpec, model: torch.nn.Module, preprocess, tokenizer, device: torch.device):
+    def __init__(self, spec: ClipSpec, model: OpenClipModel, preprocess, tokenizer, device: torch.device):
         self.spec = spec
         self.model = model.eval()
         self.preprocess = preprocess
@@ -95,7 +101,7 @@ class ClipModel:
         self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
 
     # ---- images -------------------------------------------------------------------------------
-    def _autocast(self):
+    def _autocast(self) -> torch.autocast:
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return torch.autocast("cpu", enabled=False)
@@ -153,12 +159,15 @@ class ClipModel:
         order = sorted(range(len(pieces)), key=lambda j: weights[j])  # similar lengths share a batch
         out = np.zeros((len(texts), self.embed_dim), np.float32)
         for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             tokens = self.tokenizer([pieces[j] for j in batch]).to(self.device)
             with self._autocast():
                 emb = self.encode_tokens(tokens).float().cpu().numpy()
-            np.add.at(out, [owners[j] for j in batch],
-                      normalise(emb) * np.asarray([weights[j] for j in batch], np.float32)[:, None])
+            np.add.at(
+                out,
+                [owners[j] for j in batch],
+                normalise(emb) * np.asarray([weights[j] for j in batch], np.float32)[:, None],
+            )
         return normalise(out)
 
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -197,8 +206,9 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def load_clip(spec: ClipSpec | str, *, weights: Path | None = None, device: str | None = None,
-              seed: int = 0) -> ClipModel:
+def load_clip(
+    spec: ClipSpec | str, *, weights: Path | None = None, device: str | None = None, seed: int = 0
+) -> ClipModel:
     """Build the model a spec names. `weights` (a safetensors file) replaces the spec's own weights:
     that is how a catalog's tuned or tiny CLIP is reloaded without fetching anything."""
     if isinstance(spec, str):
@@ -211,7 +221,7 @@ def load_clip(spec: ClipSpec | str, *, weights: Path | None = None, device: str 
             if weights is not None:
                 _load_state(model, Path(weights))
         elif spec.kind == "checkpoint":
-            if not Path(spec.source).is_file():
+            if spec.source is None or not Path(spec.source).is_file():
                 raise ClipError(f"CLIP checkpoint not found: {spec.source}")
             model, _, preprocess = open_clip.create_model_and_transforms(spec.model, pretrained=None)
             _load_state(model, Path(spec.source))
@@ -219,11 +229,13 @@ def load_clip(spec: ClipSpec | str, *, weights: Path | None = None, device: str 
             with _offline_unless_hub_reachable() as online:
                 try:
                     model, _, preprocess = open_clip.create_model_and_transforms(
-                        spec.model, pretrained=spec.source if spec.kind == "pretrained" else None)
+                        spec.model, pretrained=spec.source if spec.kind == "pretrained" else None
+                    )
                 except Exception as exc:
                     where = "" if online else " (no network and not in the local cache)"
-                    raise ClipError(f"cannot fetch CLIP weights for {spec}{where}: {_one_line(exc)}; "
-                                    f"{ALTERNATIVES}") from exc
+                    raise ClipError(
+                        f"cannot fetch CLIP weights for {spec}{where}: {_one_line(exc)}; {ALTERNATIVES}"
+                    ) from exc
     except ClipError:
         raise
     except Exception as exc:
@@ -258,19 +270,20 @@ class CjkCharTokenizer:
                 ids.extend(self.inner.encode(piece))
         return ids
 
-    def __call__(self, texts, context_length: int | None = None) -> torch.Tensor:
+    def __call__(self, texts: str | list[str], context_length: int | None = None) -> torch.Tensor:
         texts = [texts] if isinstance(texts, str) else texts
         length = context_length or self.context_length
         tokens = torch.zeros(len(texts), length, dtype=torch.long)
         for row, text in enumerate(texts):
-            ids = [self.sot_token_id, *self.encode(text)[:length - 2], self.eot_token_id]
-            tokens[row, :len(ids)] = torch.tensor(ids)
+            ids = [self.sot_token_id, *self.encode(text)[: length - 2], self.eot_token_id]
+            tokens[row, : len(ids)] = torch.tensor(ids)
         return tokens
 
 
 def _load_state(model: torch.nn.Module, path: Path) -> None:
     """Load a checkpoint safely (safetensors, or torch.load with weights_only) and strictly."""
     try:
+        state: dict[str, Any]
         if path.suffix == ".safetensors":
             state = load_file(str(path))
         else:
@@ -299,7 +312,7 @@ def _hub_reachable() -> bool:
 
 
 @contextlib.contextmanager
-def _offline_unless_hub_reachable():
+def _offline_unless_hub_reachable() -> Iterator[bool]:
     """Without network, read the Hugging Face cache only: fail in a second instead of a minute of retries."""
     import huggingface_hub.constants as hub
 

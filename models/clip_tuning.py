@@ -3,18 +3,22 @@ metrics that tell whether the tuned model is better.
 
 Pure tensors in, weights updated in place: the store and the choice of pairs live in `ingest/`.
 """
+
 from __future__ import annotations
 
 import math
 import random
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from open_clip.loss import ClipLoss
 from tqdm import tqdm
+
+from .clip import OpenClipModel
 
 
 @dataclass
@@ -40,13 +44,21 @@ class PairSet:
     texts: list[list[str]]
     weights: list[float] | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if len(self.frames) != len(self.texts):
             raise ValueError("one list of texts per video")
 
 
-def tune_clip(model: torch.nn.Module, tokenizer, pairs: PairSet, config: TuneConfig, *, encode_text=None,
-              device: torch.device | str = "cpu", progress: bool = True) -> list[dict]:
+def tune_clip(
+    model: OpenClipModel,
+    tokenizer,
+    pairs: PairSet,
+    config: TuneConfig,
+    *,
+    encode_text: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> list[dict]:
     """Train `model` (an open_clip CLIP) in place; returns the loss per epoch. `encode_text` maps tokens to
     unnormalised features (default: the model's own encode_text)."""
     encode_text = encode_text or model.encode_text
@@ -61,8 +73,9 @@ def tune_clip(model: torch.nn.Module, tokenizer, pairs: PairSet, config: TuneCon
     batch = min(config.batch_size, len(usable))
     steps_per_epoch = max(1, math.ceil(len(usable) * config.views_per_epoch / batch))
     total = steps_per_epoch * config.epochs
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
+    )
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _warmup_cosine(s, config.warmup_steps, total))
     loss_fn = ClipLoss()
     model.train()
@@ -84,8 +97,9 @@ def tune_clip(model: torch.nn.Module, tokenizer, pairs: PairSet, config: TuneCon
                 loss = loss_fn(image_features, text_features, model.logit_scale.exp())
                 if config.text_pair_weight:
                     other_features = _normalised(encode_text(tokenizer(list(others)).to(device)))
-                    loss = loss + config.text_pair_weight * loss_fn(text_features, other_features,
-                                                                    model.logit_scale.exp())
+                    loss = loss + config.text_pair_weight * loss_fn(
+                        text_features, other_features, model.logit_scale.exp()
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -95,8 +109,14 @@ def tune_clip(model: torch.nn.Module, tokenizer, pairs: PairSet, config: TuneCon
                 losses.append(loss.item())
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.3f}")
-            history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4), "pairs": batch * steps_per_epoch,
-                            "seconds": round(time.perf_counter() - epoch_started, 3)})
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "loss": round(float(np.mean(losses)), 4),
+                    "pairs": batch * steps_per_epoch,
+                    "seconds": round(time.perf_counter() - epoch_started, 3),
+                }
+            )
     finally:
         bar.close()
         model.eval()
@@ -109,13 +129,19 @@ def _normalised(features: torch.Tensor) -> torch.Tensor:
 
 def _two_texts(texts: list[str], rng: random.Random) -> tuple[str, str]:
     """Two different text fields of one video (the same one twice if it has only one)."""
-    return tuple(rng.sample(texts, 2)) if len(texts) >= 2 else (texts[0], texts[0])
+    if len(texts) < 2:
+        return texts[0], texts[0]
+    first, second = rng.sample(texts, 2)
+    return first, second
 
 
 def _frame_mix(frames: torch.Tensor, count: int, rng: random.Random) -> torch.Tensor:
     """`count` distinct frames of one video (with repeats only when it has fewer)."""
-    picks = rng.sample(range(len(frames)), count) if len(frames) >= count else \
-        [rng.randrange(len(frames)) for _ in range(count)]
+    picks = (
+        rng.sample(range(len(frames)), count)
+        if len(frames) >= count
+        else [rng.randrange(len(frames)) for _ in range(count)]
+    )
     return frames[picks]
 
 
@@ -128,7 +154,10 @@ def _warmup_cosine(step: int, warmup: int, total: int) -> float:
 
 # ---- retrieval metrics (embeddings are L2-normalised numpy) ----------------------------------------
 
-def recall_at_k(queries: np.ndarray, targets: np.ndarray, truth: np.ndarray, ks=(1, 5)) -> dict[str, float]:
+
+def recall_at_k(
+    queries: np.ndarray, targets: np.ndarray, truth: np.ndarray, ks: Sequence[int] = (1, 5)
+) -> dict[str, float]:
     """Query i's own target is targets[truth[i]]; the share of queries that find it in their top k."""
     sims = queries @ targets.T
     own = sims[np.arange(len(queries)), truth]

@@ -4,13 +4,21 @@ The multi-task model reads it as features and predicts parts of it (the hour slo
 engagement); the recommender builds one per request. Device and region are free strings: the model
 maps those it never saw in training to its "unknown" slot instead of failing.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:  # only for annotations: the UI imports this module and need not load torch
+    import numpy as np
+    import torch
 
 HOURS, WEEKDAYS = 24, 7
 HOUR_SLOT_WIDTH = 3  # the context head predicts one of 8 three-hour slots, coarse enough to be learnable
 HOUR_SLOTS = HOURS // HOUR_SLOT_WIDTH
+
+Hours = TypeVar("Hours", int, "np.ndarray", "torch.Tensor")
 
 
 @dataclass(frozen=True)
@@ -27,8 +35,7 @@ class Context:
             raise ValueError(f"weekday must be an integer 0-6 (0 = Monday), not {self.weekday!r}")
 
 
-
-def hour_slot(hour):
+def hour_slot(hour: Hours) -> Hours:
     """The three-hour slot (0-7) of a local hour: an int, an array or a tensor of hours."""
     return hour // HOUR_SLOT_WIDTH
 

@@ -1,15 +1,20 @@
 """What the multi-task model learns from, as tensors: the catalog's per-video features and the impressions.
 
-`ingest/features.py` builds these from the store; the network and the trainer only ever see them, so
+`ingest/learning/features.py` builds these from the store; the network and the trainer only ever see them, so
 `models/` never touches the store. Conventions: catalog index -1 pads a history; bucket 0 is the
 "unknown" user or video; device and region 0 are "unknown"; NaN marks a label that is not known.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import TypeAlias
 
+import numpy as np
 import torch
 
+Rows: TypeAlias = torch.Tensor | np.ndarray | Sequence[int]  # row indices (or a boolean mask), as torch indexes
 
 
 @dataclass
@@ -45,11 +50,11 @@ class Impressions:
     def __len__(self) -> int:
         return len(self.video)
 
-    def take(self, rows) -> "Impressions":
+    def take(self, rows: Rows) -> Impressions:
         rows = torch.as_tensor(rows)
         return Impressions(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
 
-    def batch(self, rows=None) -> dict[str, torch.Tensor]:
+    def batch(self, rows: Rows | None = None) -> dict[str, torch.Tensor]:
         chosen = self if rows is None else self.take(rows)
         return {f.name: getattr(chosen, f.name) for f in fields(chosen)}
 
@@ -59,5 +64,12 @@ def video_batch(videos: torch.Tensor) -> dict[str, torch.Tensor]:
     the network does not read, since it only looks at the content groups then."""
     n = len(videos)
     zeros = torch.zeros(n, dtype=torch.long)
-    return {"video": videos, "user": zeros, "history": torch.full((n, 1), -1, dtype=torch.long), "hour": zeros,
-            "weekday": zeros, "device": zeros, "region": zeros}
+    return {
+        "video": videos,
+        "user": zeros,
+        "history": torch.full((n, 1), -1, dtype=torch.long),
+        "hour": zeros,
+        "weekday": zeros,
+        "device": zeros,
+        "region": zeros,
+    }

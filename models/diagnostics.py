@@ -7,6 +7,7 @@ tasks use their experts.
 - Expert utilisation: each task's mean gate weight per expert. A task that puts nearly all its weight on
   one expert, or an expert no task uses, means the mixture has collapsed into something simpler.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,9 @@ COLLAPSED_SHARE = 0.9  # a task whose mean gate weight on one expert exceeds thi
 DEAD_SHARE = 0.02  # an expert whose mean weight over all tasks is below this is unused
 
 
-def permutation_importance(net: MultiTaskNet, data: Impressions, category_videos: torch.Tensor,
-                           seed: int = 0) -> dict[str, dict[str, float]]:
+def permutation_importance(
+    net: MultiTaskNet, data: Impressions, category_videos: torch.Tensor, seed: int = 0
+) -> dict[str, dict[str, float]]:
     """{task: {group: drop of the task's primary metric when the group is shuffled}} (positive: it matters;
     MAE's rise counts as a drop)."""
     base = evaluate(net, data, category_videos, per_user=False)
@@ -47,13 +49,14 @@ def expert_utilisation(net: MultiTaskNet, data: Impressions, rows: int = 4096) -
     net(batch)
     usage = {t: w.mean(0).tolist() for t, w in net.gate_weights.items()}
     c = net.config
+    names = [f"expert {i}" for i in range(c.n_experts)]  # mmoe's
     if c.arch == "mmoe":
-        names = [f"expert {i}" for i in range(c.n_experts)]
         experts = {t: names for t in usage}
     else:  # ple: the last level's task-specific experts, then the shared ones
-        names = None
-        experts = {t: [f"{t} {i}" for i in range(c.n_task_experts)] + [f"shared {i}" for i in range(c.n_experts)]
-                   for t in usage}
+        experts = {
+            t: [f"{t} {i}" for i in range(c.n_task_experts)] + [f"shared {i}" for i in range(c.n_experts)]
+            for t in usage
+        }
     warnings = []
     for t, weights in usage.items():
         top = int(np.argmax(weights))
@@ -61,7 +64,8 @@ def expert_utilisation(net: MultiTaskNet, data: Impressions, rows: int = 4096) -
             warnings.append(f"experts collapsed for {t}: {weights[top]:.0%} of its gate goes to {experts[t][top]}")
     if c.arch == "mmoe" and usage:
         overall = np.mean(list(usage.values()), axis=0)
-        warnings += [f"{names[i]} is unused (mean gate weight {overall[i]:.3f})" for i in np.flatnonzero(overall < DEAD_SHARE)]
+        unused = np.flatnonzero(overall < DEAD_SHARE)
+        warnings += [f"{names[i]} is unused (mean gate weight {overall[i]:.3f})" for i in unused]
     return {"usage": {t: [round(w, 4) for w in usage[t]] for t in usage}, "experts": experts, "warnings": warnings}
 
 
@@ -72,5 +76,8 @@ def gate_report(net: MultiTaskNet) -> dict[str, float]:
 
 
 def diagnostics(net: MultiTaskNet, val: Impressions, category_val: torch.Tensor, seed: int = 0) -> dict:
-    return {"gates": gate_report(net), "importance": permutation_importance(net, val, category_val, seed),
-            "experts": expert_utilisation(net, val)}
+    return {
+        "gates": gate_report(net),
+        "importance": permutation_importance(net, val, category_val, seed),
+        "experts": expert_utilisation(net, val),
+    }

@@ -6,6 +6,7 @@ a^2 cos(frames, frames') + b^2 cos(text, text'). Look-alike categories stay apar
 part, and a video whose text says nothing is still found through its frames. Catalog vectors are not
 renormalised: an empty text adds nothing rather than inflating the frame part.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 A metric that is undefined on the given rows (an AUC over one class, nothing to rank) is None, so
 that JSON reports stay valid and a missing number never looks like a bad one.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,8 +43,12 @@ def gauc(y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> float | None:
 
 def binary_metrics(y: np.ndarray, p: np.ndarray, groups: np.ndarray | None = None) -> dict:
     y, p = np.asarray(y, np.float64), np.clip(np.asarray(p, np.float64), EPS, 1 - EPS)
-    out = {"auc": auc(y, p), "logloss": float(log_loss(y, p, labels=[0, 1])) if len(y) else None,
-           "positive_rate": float(y.mean()) if len(y) else None, "n": int(len(y))}
+    out = {
+        "auc": auc(y, p),
+        "logloss": float(log_loss(y, p, labels=[0, 1])) if len(y) else None,
+        "positive_rate": float(y.mean()) if len(y) else None,
+        "n": int(len(y)),
+    }
     if groups is not None:
         out["gauc"] = gauc(y, p, groups)
     return out
@@ -58,9 +63,11 @@ def multiclass_metrics(y: np.ndarray, probabilities: np.ndarray) -> dict:
     if len(y) == 0:
         return {"accuracy": None, "macro_f1": None, "n": 0}
     predicted = probabilities.argmax(1)
-    return {"accuracy": float(accuracy_score(y, predicted)),
-            "macro_f1": float(f1_score(y, predicted, average="macro", labels=np.unique(y), zero_division=0)),
-            "n": int(len(y))}
+    return {
+        "accuracy": float(accuracy_score(y, predicted)),
+        "macro_f1": float(f1_score(y, predicted, average="macro", labels=np.unique(y), zero_division=0)),
+        "n": int(len(y)),
+    }
 
 
 def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, k: int = 10) -> dict:
@@ -75,6 +82,9 @@ def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, k: int = 10) -> di
     top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), axis=1), 1)
     hits = np.take_along_axis(relevant, top, 1).astype(np.float64)
     discounts = 1 / np.log2(np.arange(2, k + 2))
-    ideal = np.array([discounts[:min(n, k)].sum() for n in relevant.sum(1)])
-    return {f"ndcg_at_{k}": float(np.mean((hits * discounts).sum(1) / ideal)),
-            f"recall_at_{k}": float(np.mean(hits.sum(1) / relevant.sum(1))), "n": int(rows.sum())}
+    ideal = np.array([discounts[: min(n, k)].sum() for n in relevant.sum(1)])
+    return {
+        f"ndcg_at_{k}": float(np.mean((hits * discounts).sum(1) / ideal)),
+        f"recall_at_{k}": float(np.mean(hits.sum(1) / relevant.sum(1))),
+        "n": int(rows.sum()),
+    }

@@ -18,8 +18,9 @@ Data flow for a batch of B impressions (d = group width, G = feature groups, H =
 A task sees only the groups its question allows: category looks at the video's content alone (so it
 predicts unlabelled videos), the context head at everything but the sample's own context. Both pass
 through the same experts as the interest tasks, which is what makes them multi-task rather than side
-models. `single-task` is not a class here: it is one network per task (see `ingest/training.py`).
+models. `single-task` is not a class here: it is one network per task (see `ingest/learning/training.py`).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -104,13 +105,48 @@ class Experts(nn.Module):
         return torch.stack([expert(x) for expert in self.experts], 1)
 
 
-def gated_sum(gate: nn.Linear, x: torch.Tensor, experts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def gated_sum(gate: nn.Module, x: torch.Tensor, experts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax gate over experts [B, n, H] from x: (mixture [B, H], gate weights [B, n])."""
     weights = F.softmax(gate(x), dim=-1)
     return (weights.unsqueeze(-1) * experts).sum(1), weights
 
 
+class CGCLevel(nn.Module):
+    """One PLE level (customised gate control): shared experts, each task's own experts, a softmax gate per task
+    over its own and the shared experts, and below the last level a gate that mixes all of them into the next
+    level's shared input. (The attribute names are the state-dict keys: `levels.0.shared...`.)"""
+
+    def __init__(self, tasks: tuple[str, ...], in_size: int, config: NetConfig, last: bool):
+        super().__init__()
+        c = config
+        sizes = [in_size, c.expert_hidden, c.expert_dim]
+        self.tasks = tasks
+        self.shared = Experts(c.n_experts, sizes, c.dropout)
+        self.specific = nn.ModuleDict({t: Experts(c.n_task_experts, sizes, c.dropout) for t in tasks})
+        self.gates = nn.ModuleDict({t: nn.Linear(in_size, c.n_task_experts + c.n_experts) for t in tasks})
+        self.shared_gate = None if last else nn.Linear(in_size, c.n_experts + len(tasks) * c.n_task_experts)
+
+    def forward(
+        self, inputs: dict[str, torch.Tensor], shared_input: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]]:
+        """(each task's output [B, H], the next level's shared input [B, H], each task's gate weights [B, n])."""
+        shared = self.shared(shared_input)  # [B, n_shared, H]
+        specific = {t: self.specific[t](inputs[t]) for t in self.tasks}  # each [B, n_task, H]
+        outputs, weights = {}, {}
+        for t in self.tasks:
+            outputs[t], weights[t] = gated_sum(self.gates[t], inputs[t], torch.cat([specific[t], shared], 1))
+        if self.shared_gate is not None:
+            everything = torch.cat([shared, *specific.values()], 1)
+            shared_input, _ = gated_sum(self.shared_gate, shared_input, everything)
+        return outputs, shared_input, weights
+
+
 class MultiTaskNet(nn.Module):
+    # buffers (registered in __init__), declared for the type checker
+    user_seen: torch.Tensor
+    video_seen: torch.Tensor
+    logit_shift: torch.Tensor
+
     def __init__(self, config: NetConfig):
         super().__init__()
         self.config = c = config
@@ -149,21 +185,13 @@ class MultiTaskNet(nn.Module):
             self.experts = Experts(c.n_experts, sizes, c.dropout)
             self.expert_gates = nn.ModuleDict({t: nn.Linear(width, c.n_experts) for t in tasks})
         else:  # ple: CGC levels; level 0 reads the interaction vector, later levels the previous level's outputs
-            self.levels = nn.ModuleList()
-            for level in range(c.ple_levels):
-                in_size = width if level == 0 else c.expert_dim
-                layer_sizes = [in_size, c.expert_hidden, c.expert_dim]
-                per_task = c.n_task_experts + c.n_experts
-                modules = nn.ModuleDict({
-                    "shared": Experts(c.n_experts, layer_sizes, c.dropout),
-                    "specific": nn.ModuleDict({t: Experts(c.n_task_experts, layer_sizes, c.dropout) for t in tasks}),
-                    "gates": nn.ModuleDict({t: nn.Linear(in_size, per_task) for t in tasks}),
-                })
-                if level < c.ple_levels - 1:
-                    modules["shared_gate"] = nn.Linear(in_size, c.n_experts + len(tasks) * c.n_task_experts)
-                self.levels.append(modules)
-        self.towers = nn.ModuleDict({t: mlp([c.expert_dim, c.tower_hidden, c.output_size(t)], c.dropout,
-                                             last_activation=False) for t in tasks})
+            self.levels = nn.ModuleList(
+                CGCLevel(tasks, width if level == 0 else c.expert_dim, c, last=level == c.ple_levels - 1)
+                for level in range(c.ple_levels)
+            )
+        self.towers = nn.ModuleDict(
+            {t: mlp([c.expert_dim, c.tower_hidden, c.output_size(t)], c.dropout, last_activation=False) for t in tasks}
+        )
         if "retrieval" in c.tasks:
             self.user_tower = mlp([3 * d, 2 * d, c.retrieval_dim], c.dropout, last_activation=False)
             self.video_tower = mlp([d, 2 * d, c.retrieval_dim], c.dropout, last_activation=False)
@@ -174,10 +202,17 @@ class MultiTaskNet(nn.Module):
     def set_catalog(self, catalog: CatalogTensors) -> None:
         """The per-video features the network looks videos up in (they come from the store, not the checkpoint)."""
         if catalog.video_clip.shape[1] != self.config.clip_dim:
-            raise ValueError(f"catalog embeddings have {catalog.video_clip.shape[1]} dimensions, "
-                             f"the network was built for {self.config.clip_dim}")
-        self.catalog = {"video_clip": catalog.video_clip.float(), "text_clip": catalog.text_clip.float(),
-                        "meta": catalog.meta.float(), "bucket": catalog.bucket.long(), "category": catalog.category}
+            raise ValueError(
+                f"catalog embeddings have {catalog.video_clip.shape[1]} dimensions, "
+                f"the network was built for {self.config.clip_dim}"
+            )
+        self.catalog = {
+            "video_clip": catalog.video_clip.float(),
+            "text_clip": catalog.text_clip.float(),
+            "meta": catalog.meta.float(),
+            "bucket": catalog.bucket.long(),
+            "category": catalog.category,
+        }
         self.video_cache = None
 
     def cache_videos(self) -> None:
@@ -195,9 +230,12 @@ class MultiTaskNet(nn.Module):
         bucket = torch.where(self.video_seen[bucket], bucket, torch.zeros_like(bucket))
         if self.training and self.config.id_dropout:
             bucket = torch.where(torch.rand(len(bucket)) < self.config.id_dropout, torch.zeros_like(bucket), bucket)
-        out = {"video_clip": self.video_clip(self.catalog["video_clip"][index]),
-               "text_clip": self.text_clip(self.catalog["text_clip"][index]),
-               "video_id": self.video_id(bucket), "meta": self.meta(self.catalog["meta"][index])}
+        out = {
+            "video_clip": self.video_clip(self.catalog["video_clip"][index]),
+            "text_clip": self.text_clip(self.catalog["text_clip"][index]),
+            "video_id": self.video_id(bucket),
+            "meta": self.meta(self.catalog["meta"][index]),
+        }
         out = {g: (v if g in on else torch.zeros_like(v)) for g, v in out.items()}
         out["item"] = sum(out[g] for g in VIDEO_GROUPS)
         return out
@@ -214,8 +252,12 @@ class MultiTaskNet(nn.Module):
         return user
 
     def context_vector(self, batch: dict) -> torch.Tensor:
-        return (self.hour(batch["hour"]) + self.weekday(batch["weekday"]) + self.device(batch["device"])
-                + self.region(batch["region"]))
+        return (
+            self.hour(batch["hour"])
+            + self.weekday(batch["weekday"])
+            + self.device(batch["device"])
+            + self.region(batch["region"])
+        )
 
     def groups(self, batch: dict, keep: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
         """Each feature group's vector [B, d]; groups switched off, or not kept for this task, are zeros."""
@@ -226,15 +268,16 @@ class MultiTaskNet(nn.Module):
             candidate = {k: v[batch["video"]] for k, v in self.video_cache.items()}  # each [B, d]
             items = self.video_cache["item"][history.clamp(min=0)]  # [B, L, d]
         else:  # training: encode each video of the batch once, candidates and histories alike
-            unique, inverse = torch.unique(torch.cat([batch["video"], history.clamp(min=0).flatten()]),
-                                           return_inverse=True)
+            unique, inverse = torch.unique(
+                torch.cat([batch["video"], history.clamp(min=0).flatten()]), return_inverse=True
+            )
             videos = self.encode_videos(unique)
             candidate = {k: v[inverse[:B]] for k, v in videos.items()}
             items = videos["item"][inverse[B:]].view(B, -1, d)
         out = {g: candidate[g] for g in VIDEO_GROUPS}
         if "history" in on:
             valid = history >= 0  # [B, L]
-            attention = (self.key(items) @ self.query(candidate["item"]).unsqueeze(-1)).squeeze(-1) / d ** 0.5
+            attention = (self.key(items) @ self.query(candidate["item"]).unsqueeze(-1)).squeeze(-1) / d**0.5
             attention = F.softmax(attention.masked_fill(~valid, -1e9), dim=-1) * valid  # [B, L]; no history: 0
             out["history"] = (attention.unsqueeze(-1) * items).sum(1)
         if "user_id" in on:
@@ -255,8 +298,9 @@ class MultiTaskNet(nn.Module):
         return torch.cat([E.flatten(1), dots], 1)
 
     # ---- the network ------------------------------------------------------------------------------------
-    def forward(self, batch: dict, keep: tuple[str, ...] | None = None,
-                permute: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self, batch: dict, keep: tuple[str, ...] | None = None, permute: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
         """Logits per tower task: click/like/watch [B], category [B, C], context [B, 8 + devices].
         keep: the feature groups this pass may see; permute: {group: row order} shuffles a group's vectors
         across rows (permutation importance)."""
@@ -293,20 +337,11 @@ class MultiTaskNet(nn.Module):
         return out
 
     def ple(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        tasks = self.config.tower_tasks
-        inputs, shared_input = {t: x for t in tasks}, x
-        for level, modules in enumerate(self.levels):
-            shared = modules["shared"](shared_input)  # [B, n_shared, H]
-            specific = {t: modules["specific"][t](inputs[t]) for t in tasks}  # each [B, n_task, H]
-            outputs = {}
-            for t in tasks:
-                outputs[t], weights = gated_sum(modules["gates"][t], inputs[t], torch.cat([specific[t], shared], 1))
-                if level == len(self.levels) - 1:
-                    self.gate_weights[t] = weights
-            if "shared_gate" in modules:
-                everything = torch.cat([shared, *specific.values()], 1)
-                shared_input, _ = gated_sum(modules["shared_gate"], shared_input, everything)
-            inputs = outputs
+        inputs, shared_input = {t: x for t in self.config.tower_tasks}, x
+        weights: dict[str, torch.Tensor] = {}
+        for level in self.levels:
+            inputs, shared_input, weights = level(inputs, shared_input)
+        self.gate_weights.update(weights)  # the last level's
         return inputs
 
     # ---- retrieval: two towers ---------------------------------------------------------------------------
@@ -334,7 +369,10 @@ class MultiTaskNet(nn.Module):
         scale = self.log_scale.clamp(max=4.0).exp()
         return scale * self.user_vectors(batch) @ self.video_vectors(batch["video"]).T
 
-    def shared_parameters(self) -> list[nn.Parameter]:
+    def shared_parameters(self) -> list[torch.Tensor]:
         """The layer every task's gradient flows through (GradNorm measures gradient norms here)."""
-        return [m.weight for g, m in (("video_clip", self.video_clip), ("text_clip", self.text_clip))
-                if g in self.config.groups]
+        return [
+            m.weight
+            for g, m in (("video_clip", self.video_clip), ("text_clip", self.text_clip))
+            if g in self.config.groups
+        ]

@@ -6,6 +6,7 @@ context (hour slot, device) on clicked impressions, predicted without the impres
 category on labelled catalog videos, from their content alone; retrieval on clicked impressions, each
 click against the other clicks of the batch (in-batch negatives).
 """
+
 from __future__ import annotations
 
 import copy
@@ -26,8 +27,14 @@ from .metrics import binary_metrics, multiclass_metrics, ranking_metrics, regres
 from .multitask import GROUPS, TOWER_TASKS, MultiTaskNet
 
 # The metric each task is judged by on validation data, and whether higher is better.
-PRIMARY = {"click": ("auc", 1), "like": ("auc", 1), "watch": ("mae", -1), "category": ("accuracy", 1),
-           "context": ("accuracy", 1), "retrieval": ("recall_at_10", 1)}
+PRIMARY = {
+    "click": ("auc", 1),
+    "like": ("auc", 1),
+    "watch": ("mae", -1),
+    "category": ("accuracy", 1),
+    "context": ("accuracy", 1),
+    "retrieval": ("recall_at_10", 1),
+}
 NO_CONTEXT = tuple(g for g in GROUPS if g != "context")
 
 
@@ -42,7 +49,7 @@ class TrainConfig:
     task_weights: dict = field(default_factory=dict)  # fixed weights (and the base of the other methods)
     pcgrad: bool = False
     gate_l1: float = 1e-3  # sparsity penalty on the feature-group gates
-    class_weighting: bool = True  # positives of click/like up-weighted (prior undone at prediction); categories balanced
+    class_weighting: bool = True  # click/like positives up-weighted (prior undone at prediction); categories balanced
     category_batch: int = 64  # labelled videos per step for the category task
     threads: int | None = 1  # torch threads while training (None: torch's default); see `fit`
     seed: int = 0
@@ -58,8 +65,9 @@ class ClassWeights:
     category: torch.Tensor | None  # [C]
 
 
-def class_weights(train: Impressions, catalog: CatalogTensors, category_videos: torch.Tensor, n_categories: int,
-                  enabled: bool) -> ClassWeights:
+def class_weights(
+    train: Impressions, catalog: CatalogTensors, category_videos: torch.Tensor, n_categories: int, enabled: bool
+) -> ClassWeights:
     """sqrt(negatives / positives) for click and like: enough to lift the rare class, mild enough not to
     swamp the gradients; categories inversely to their frequency among labelled training videos."""
     if not enabled:
@@ -74,8 +82,9 @@ def class_weights(train: Impressions, catalog: CatalogTensors, category_videos: 
     return ClassWeights(pos, category)
 
 
-def task_losses(net: MultiTaskNet, batch: dict, videos: torch.Tensor | None,
-                weights: ClassWeights | None = None) -> dict[str, torch.Tensor]:
+def task_losses(
+    net: MultiTaskNet, batch: dict, videos: torch.Tensor | None, weights: ClassWeights | None = None
+) -> dict[str, torch.Tensor]:
     """{task: mean loss over the task's own sample space in this batch}; a task with no rows is absent."""
     weights = weights or ClassWeights({}, None)
     tasks = net.config.tasks
@@ -90,7 +99,8 @@ def task_losses(net: MultiTaskNet, batch: dict, videos: torch.Tensor | None,
             if "click" in tasks:
                 pw = weights.pos_weight.get("click")
                 losses["click"] = F.binary_cross_entropy_with_logits(
-                    logits["click"], rows["click"], pos_weight=None if pw is None else torch.tensor(pw))
+                    logits["click"], rows["click"], pos_weight=None if pw is None else torch.tensor(pw)
+                )
             for task in ("like", "watch"):
                 if task not in tasks:
                     continue
@@ -99,7 +109,8 @@ def task_losses(net: MultiTaskNet, batch: dict, videos: torch.Tensor | None,
                 if known.any():
                     pw = weights.pos_weight.get(task)
                     losses[task] = F.binary_cross_entropy_with_logits(  # soft targets for the watch fraction
-                        logits[task][known], target[known], pos_weight=None if pw is None else torch.tensor(pw))
+                        logits[task][known], target[known], pos_weight=None if pw is None else torch.tensor(pw)
+                    )
     if "context" in tasks and clicked.any():
         rows = {k: v[clicked] for k, v in batch.items()}
         logits = net(rows, keep=NO_CONTEXT)["context"]  # the engagement's own context stays hidden
@@ -121,8 +132,9 @@ def task_losses(net: MultiTaskNet, batch: dict, videos: torch.Tensor | None,
 
 
 @torch.no_grad()
-def predict(net: MultiTaskNet, data: Impressions, batch_size: int = 4096,
-            permute: str | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+def predict(
+    net: MultiTaskNet, data: Impressions, batch_size: int = 4096, permute: str | None = None, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Per impression: click, like, watch probabilities; hour slot and device distributions (context head,
     without the row's context); retrieval query vectors. Per catalog video: category distribution, retrieval
     vectors. permute: a feature group whose vectors are shuffled across rows (permutation importance)."""
@@ -162,8 +174,13 @@ def predict(net: MultiTaskNet, data: Impressions, batch_size: int = 4096,
     return result
 
 
-def evaluate(net: MultiTaskNet, data: Impressions, category_videos: torch.Tensor,
-             predictions: dict[str, np.ndarray] | None = None, per_user: bool = True) -> dict[str, dict]:
+def evaluate(
+    net: MultiTaskNet,
+    data: Impressions,
+    category_videos: torch.Tensor,
+    predictions: dict[str, np.ndarray] | None = None,
+    per_user: bool = True,
+) -> dict[str, dict]:
     """{task: {metric: value}} on the impressions (and, for category, on the given catalog videos).
     per_user=False skips the per-user AUC (validation during training does not need it)."""
     p = predictions if predictions is not None else predict(net, data)
@@ -185,8 +202,11 @@ def evaluate(net: MultiTaskNet, data: Impressions, category_videos: torch.Tensor
         slot = p["hour_slot"][clicked].argmax(1) == hour_slot(y["hour"][clicked])
         device_known = clicked & (y["device"] > 0)
         device = p["device"][device_known].argmax(1) == y["device"][device_known]
-        out["context"] = {"hour_slot_accuracy": float(slot.mean()) if slot.size else None,
-                          "device_accuracy": float(device.mean()) if device.size else None, "n": int(clicked.sum())}
+        out["context"] = {
+            "hour_slot_accuracy": float(slot.mean()) if slot.size else None,
+            "device_accuracy": float(device.mean()) if device.size else None,
+            "n": int(clicked.sum()),
+        }
         parts = [v for v in (out["context"]["hour_slot_accuracy"], out["context"]["device_accuracy"]) if v is not None]
         out["context"]["accuracy"] = float(np.mean(parts)) if parts else None
     if "user_vector" in p and clicked.any():
@@ -232,9 +252,16 @@ class FitResult:
     examples_per_second: float  # training impressions per second of training steps (validation not counted)
 
 
-def fit(net: MultiTaskNet, train: Impressions, val: Impressions, catalog: CatalogTensors,
-        category_train: torch.Tensor, category_val: torch.Tensor, config: TrainConfig,
-        description: str = "training") -> FitResult:
+def fit(
+    net: MultiTaskNet,
+    train: Impressions,
+    val: Impressions,
+    catalog: CatalogTensors,
+    category_train: torch.Tensor,
+    category_val: torch.Tensor,
+    config: TrainConfig,
+    description: str = "training",
+) -> FitResult:
     """Train in place; on return the network holds the weights of its best validation epoch.
 
     One torch thread by default: the matrices are small (a batch of 512 by a few hundred features), so a
@@ -249,8 +276,16 @@ def fit(net: MultiTaskNet, train: Impressions, val: Impressions, catalog: Catalo
         torch.set_num_threads(threads)
 
 
-def _fit(net: MultiTaskNet, train: Impressions, val: Impressions, catalog: CatalogTensors,
-         category_train: torch.Tensor, category_val: torch.Tensor, config: TrainConfig, description: str) -> FitResult:
+def _fit(
+    net: MultiTaskNet,
+    train: Impressions,
+    val: Impressions,
+    catalog: CatalogTensors,
+    category_train: torch.Tensor,
+    category_val: torch.Tensor,
+    config: TrainConfig,
+    description: str,
+) -> FitResult:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     net.set_catalog(catalog)
@@ -264,8 +299,14 @@ def _fit(net: MultiTaskNet, train: Impressions, val: Impressions, catalog: Catal
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     batch_size = effective_batch_size(config.batch_size, len(train))
     steps = math.ceil(len(train) / batch_size)
-    bar = tqdm(total=config.epochs * steps, desc=description, unit="step", disable=not config.progress,
-               file=sys.stderr, leave=False)
+    bar = tqdm(
+        total=config.epochs * steps,
+        desc=description,
+        unit="step",
+        disable=not config.progress,
+        file=sys.stderr,
+        leave=False,
+    )
     best_score, best_state, best_epoch, stale = -math.inf, None, 0, 0
     curves: list[dict] = []
     started, seen, train_seconds = time.perf_counter(), 0, 0.0
@@ -276,10 +317,13 @@ def _fit(net: MultiTaskNet, train: Impressions, val: Impressions, catalog: Catal
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         for step in range(steps):
-            rows = order[step * batch_size:(step + 1) * batch_size]
+            rows = order[step * batch_size : (step + 1) * batch_size]
             batch = train.batch(rows)
-            videos = (category_train[torch.from_numpy(rng.integers(0, len(category_train), config.category_batch))]
-                      if len(category_train) else None)
+            videos = (
+                category_train[torch.from_numpy(rng.integers(0, len(category_train), config.category_batch))]
+                if len(category_train)
+                else None
+            )
             losses = task_losses(net, batch, videos, cw)
             if not losses:
                 continue
@@ -288,8 +332,12 @@ def _fit(net: MultiTaskNet, train: Impressions, val: Impressions, catalog: Catal
             optimizer.zero_grad(set_to_none=True)
             if config.pcgrad and len(losses) > 1:
                 extra = balancer.extra_loss(losses)
-                pcgrad_backward(balancer.weighted(losses), params, penalty if extra is None else penalty + extra,
-                                seed=config.seed * 100003 + epoch * 1009 + step)
+                pcgrad_backward(
+                    balancer.weighted(losses),
+                    params,
+                    penalty if extra is None else penalty + extra,
+                    seed=config.seed * 100003 + epoch * 1009 + step,
+                )
             else:
                 (balancer.combine(losses) + penalty).backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -304,9 +352,16 @@ def _fit(net: MultiTaskNet, train: Impressions, val: Impressions, catalog: Catal
         balancer.end_epoch(mean_losses)
         metrics = evaluate(net, val, category_val, per_user=False)
         score = validation_score(metrics)
-        curves.append({"epoch": epoch, "train_loss": mean_losses, "task_weights": balancer.weights(),
-                       "gates": dict(zip(GROUPS, net.feature_gates().detach().tolist())), "validation": metrics,
-                       "validation_score": score})
+        curves.append(
+            {
+                "epoch": epoch,
+                "train_loss": mean_losses,
+                "task_weights": balancer.weights(),
+                "gates": dict(zip(GROUPS, net.feature_gates().detach().tolist())),
+                "validation": metrics,
+                "validation_score": score,
+            }
+        )
         bar.set_postfix(val=f"{score:.4f}")
         if score > best_score + 1e-4:
             best_score, best_state, best_epoch, stale = score, copy.deepcopy(net.state_dict()), epoch, 0

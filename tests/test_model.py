@@ -228,7 +228,7 @@ def test_nan_watch_seconds_are_masked_not_learnt(features):
     assert len(known) and known.min() >= 0 and known.max() <= 1
 
 
-def test_train_eval_score_commands(cli, saved, model_data, tmp_path):
+def test_train_eval_score_commands(cli, saved, model_data, tmp_path, tiny_world):
     code, out = cli("--data-dir", model_data, "train", "--epochs", "2", "--seed", "1", "--json")
     assert code == 0, out
     assert out["clip"] == 2 and out["model_id"] and out["arch"] == DEFAULT_ARCH
@@ -242,6 +242,16 @@ def test_train_eval_score_commands(cli, saved, model_data, tmp_path):
     code, out = cli("--data-dir", model_data, "eval", "--json")
     assert code == 0 and {"name", "task", "metric", "value", "delta_vs_single_task"} <= set(out["rows"][0])
     assert any(r["name"] == "popularity in context" for r in out["rows"])
+    assert not any(r["name"].startswith("oracle") for r in out["rows"])  # no demo world here, no oracle
+
+    demo = tmp_path / "demo"  # a data dir that holds its demo world (as `vidrec demo` leaves it): the oracle shows
+    shutil.copytree(model_data, demo)
+    shutil.copytree(tiny_world.world_dir, Store(demo).paths.demo_world)
+    code, out = cli("--data-dir", demo, "eval", "--json")
+    oracle = {r["metric"]: r["value"] for r in out["rows"] if r["name"] == "oracle (demo truth)" and r["task"] == "click"}
+    assert code == 0 and oracle["auc"] > 0.5
+    ratio = [r["value"] for r in out["rows"] if r["metric"] == "auc_vs_oracle"]
+    assert ratio and 0 < ratio[0] < 1.5
 
     log = tmp_path / "log.csv"
     log.write_text("user_id,video_id,timestamp,device,region\n"
