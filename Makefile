@@ -1,9 +1,10 @@
 # Two entry points (README, Quickstart): `make demo` and `make test`. Each sets up .venv first if needed.
+# `make lint` runs ruff (lint and format) and mypy, as CI does.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup
+.PHONY: demo test lint setup
 
 setup: $(VENV)/.installed
 
@@ -17,3 +18,8 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy

@@ -4,25 +4,36 @@ Every reporting command takes --json and then prints exactly one JSON document o
 included ({"error": "one line"}); progress and logs go to stderr. Exit 0: done; 1: nothing could be
 done; 2: usage error.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 try:  # recent typer vendors click
     from typer._click.exceptions import UsageError
 except ImportError:  # pragma: no cover - older typer on real click
-    from click.exceptions import UsageError
+    from click.exceptions import UsageError  # type: ignore[assignment]
 
 from app import model_commands
 from app import serve as serve_module
-from app.common import (PACKAGES, Failure, JsonOption, KOption, data_dir, emit, open_api, open_store, options,
-                        progress_wanted, run)
+from app.common import (
+    PACKAGES,
+    Failure,
+    JsonOption,
+    KOption,
+    data_dir,
+    emit,
+    open_api,
+    open_store,
+    options,
+    progress_wanted,
+    run,
+)
 from app.demo.command import DEMO_USERS, DEMO_VIDEOS, metric_lines, run_demo
 from app.serve import DEFAULT_PORT, HOST, port_free, serve
 from ingest.interactions import import_interactions
@@ -31,39 +42,54 @@ from ingest.tune import TUNE_EPOCHS, TuneOptions, tune_catalog_clip
 
 INGEST = IngestOptions()  # the defaults the options below show
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="vidrec: video recommendations with CLIP features, a multi-task model and FAISS.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="vidrec: video recommendations with CLIP features, a multi-task model and FAISS.",
+)
 
 
 @app.callback()
-def _global(data_dir: Optional[Path] = typer.Option(
-        None, "--data-dir", help="Data directory (default: $VIDREC_DATA_DIR, else ./vidrec-data).")):
+def _global(
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Data directory (default: $VIDREC_DATA_DIR, else ./vidrec-data)."
+    ),
+):
     options["data_dir"] = data_dir
 
 
 def _ingest_text(r: dict) -> str:
-    lines = [f"ingested {r['ingested']}, duplicates {r['duplicates']}, updated {r['updated']}, "
-             f"failed {len(r['failed'])} in {r['seconds']:.1f} s"]
+    lines = [
+        f"ingested {r['ingested']}, duplicates {r['duplicates']}, updated {r['updated']}, "
+        f"failed {len(r['failed'])} in {r['seconds']:.1f} s"
+    ]
     lines += [f"  refused {f['path']}: {f['reason']}" for f in r["failed"]]
     return "\n".join(lines)
 
 
 @app.command("ingest")
 def ingest_command(
-        paths: list[Path] = typer.Argument(None, help="Video files and folders (walked)."),
-        manifest: Optional[Path] = typer.Option(None, "--manifest", help="Catalog manifest (CSV or JSONL)."),
-        clip: Optional[str] = typer.Option(None, "--clip", help="NAME:TAG, NAME:PATH, hf-hub:ORG/REPO or tiny."),
-        frames: int = typer.Option(INGEST.frames, "--frames", min=1, max=64, help="Frames sampled per video."),
-        batch_size: int = typer.Option(INGEST.batch_size, "--batch-size", min=1, help="Frames per CLIP batch."),
-        workers: int = typer.Option(INGEST.workers, "--workers", min=1, help="Decoding threads."),
-        as_json: bool = JsonOption):
+    paths: list[Path] = typer.Argument(None, help="Video files and folders (walked)."),
+    manifest: Path | None = typer.Option(None, "--manifest", help="Catalog manifest (CSV or JSONL)."),
+    clip: str | None = typer.Option(None, "--clip", help="NAME:TAG, NAME:PATH, hf-hub:ORG/REPO or tiny."),
+    frames: int = typer.Option(INGEST.frames, "--frames", min=1, max=64, help="Frames sampled per video."),
+    batch_size: int = typer.Option(INGEST.batch_size, "--batch-size", min=1, help="Frames per CLIP batch."),
+    workers: int = typer.Option(INGEST.workers, "--workers", min=1, help="Decoding threads."),
+    as_json: bool = JsonOption,
+):
     """Add videos to the catalog: decode, sample frames, embed with CLIP, store."""
     if not paths and manifest is None:
         raise typer.BadParameter("give video files or folders, or --manifest")
 
     def body():
-        report = open_api(create=True).ingest(paths or [], manifest, IngestOptions(clip=clip, frames=frames, batch_size=batch_size, workers=workers,
-                                      progress=progress_wanted(as_json)))
+        report = open_api(create=True).ingest(
+            paths or [],
+            manifest,
+            IngestOptions(
+                clip=clip, frames=frames, batch_size=batch_size, workers=workers, progress=progress_wanted(as_json)
+            ),
+        )
         payload = report.to_json()
         emit(payload, as_json, _ingest_text(payload))
         if report.failed and not (report.ingested or report.duplicates):
@@ -73,14 +99,17 @@ def ingest_command(
 
 
 @app.command("import-interactions")
-def import_interactions_command(file: Path = typer.Argument(..., help="Interaction log (CSV or Parquet)."),
-                                as_json: bool = JsonOption):
+def import_interactions_command(
+    file: Path = typer.Argument(..., help="Interaction log (CSV or Parquet)."), as_json: bool = JsonOption
+):
     """Add an interaction log; rows already imported are not added again."""
+
     def body():
         report = import_interactions(open_store(), file)
         payload = report.to_json()
-        text = (f"imported {report.imported}, duplicates {report.duplicates}, skipped {report.skipped_count}"
-                + "".join(f"\n  line {s['line']}: {s['reason']}" for s in report.skipped[:20]))
+        text = f"imported {report.imported}, duplicates {report.duplicates}, skipped {report.skipped_count}" + "".join(
+            f"\n  line {s['line']}: {s['reason']}" for s in report.skipped[:20]
+        )
         emit(payload, as_json, text)
         if report.skipped_count and not (report.imported or report.duplicates):
             raise typer.Exit(1)  # every row refused
@@ -89,16 +118,19 @@ def import_interactions_command(file: Path = typer.Argument(..., help="Interacti
 
 
 @app.command("remove")
-def remove_command(video_ids: list[str] = typer.Argument(..., help="Video ids to remove."),
-                   as_json: bool = JsonOption):
+def remove_command(video_ids: list[str] = typer.Argument(..., help="Video ids to remove."), as_json: bool = JsonOption):
     """Remove videos (with their frames, embeddings and interactions) from the catalog."""
+
     def body():
         removed = open_api().remove(video_ids)
         unknown = [v for v in video_ids if v not in removed]
         if not removed:
             raise Failure(f"unknown video id(s): {', '.join(unknown)}")
-        emit({"removed": removed, "unknown": unknown}, as_json,
-             f"removed {len(removed)}" + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+        emit(
+            {"removed": removed, "unknown": unknown},
+            as_json,
+            f"removed {len(removed)}" + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
+        )
 
     run(as_json, body)
 
@@ -106,18 +138,21 @@ def remove_command(video_ids: list[str] = typer.Argument(..., help="Video ids to
 @app.command("status")
 def status_command(as_json: bool = JsonOption):
     """What the store holds."""
+
     def body():
         s = open_store().status()
         clip = "-" if s["clip"] is None else f"{s['clip']['spec']} (version {s['clip']['version']})"
-        text = "\n".join([
-            f"data dir      {s['data_dir']}",
-            f"videos        {s['videos']} (failed files: {s['failed']})",
-            f"users         {s['users']}",
-            f"interactions  {s['interactions']}",
-            f"clip          {clip}",
-            f"models        {len(s['models'])}",
-            f"indexes       {len(s['indexes'])}",
-        ])
+        text = "\n".join(
+            [
+                f"data dir      {s['data_dir']}",
+                f"videos        {s['videos']} (failed files: {s['failed']})",
+                f"users         {s['users']}",
+                f"interactions  {s['interactions']}",
+                f"clip          {clip}",
+                f"models        {len(s['models'])}",
+                f"indexes       {len(s['indexes'])}",
+            ]
+        )
         emit(s, as_json, text)
 
     run(as_json, body)
@@ -125,21 +160,29 @@ def status_command(as_json: bool = JsonOption):
 
 @app.command("tune-clip")
 def tune_clip_command(
-        epochs: int = typer.Option(TUNE_EPOCHS, "--epochs", min=1, help="Passes over the catalog."),
-        force: bool = typer.Option(False, "--force", help="Keep the tuned CLIP even if it retrieves worse."),
-        seed: int = typer.Option(0, "--seed", help="Seed for the held-out split and training."),
-        as_json: bool = JsonOption):
+    epochs: int = typer.Option(TUNE_EPOCHS, "--epochs", min=1, help="Passes over the catalog."),
+    force: bool = typer.Option(False, "--force", help="Keep the tuned CLIP even if it retrieves worse."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the held-out split and training."),
+    as_json: bool = JsonOption,
+):
     """Tune the catalog's CLIP on its own frames and texts, then re-embed the catalog with it."""
+
     def body():
-        result = tune_catalog_clip(open_store(), TuneOptions(epochs=epochs, force=force, seed=seed,
-                                                             progress=progress_wanted(as_json)))
+        result = tune_catalog_clip(
+            open_store(), TuneOptions(epochs=epochs, force=force, seed=seed, progress=progress_wanted(as_json))
+        )
         b, a = result["before"], result["after"]
-        text = (f"held-out recall@1 {b['recall_at_1']:.3f} -> {a['recall_at_1']:.3f}, "
-                f"recall@5 {b['recall_at_5']:.3f} -> {a['recall_at_5']:.3f}, "
-                f"category P@10 {b['category_p10']:.3f} -> {a['category_p10']:.3f}\n"
-                + (f"catalog re-embedded with CLIP version {result['clip']['version']}" if result["replaced"]
-                   else "the tuned CLIP retrieves worse: kept the old one (use --force to replace it)")
-                + f" ({result['seconds']:.0f} s)")
+        text = (
+            f"held-out recall@1 {b['recall_at_1']:.3f} -> {a['recall_at_1']:.3f}, "
+            f"recall@5 {b['recall_at_5']:.3f} -> {a['recall_at_5']:.3f}, "
+            f"category P@10 {b['category_p10']:.3f} -> {a['category_p10']:.3f}\n"
+            + (
+                f"catalog re-embedded with CLIP version {result['clip']['version']}"
+                if result["replaced"]
+                else "the tuned CLIP retrieves worse: kept the old one (use --force to replace it)"
+            )
+            + f" ({result['seconds']:.0f} s)"
+        )
         emit(result, as_json, text)
 
     run(as_json, body)
@@ -150,9 +193,13 @@ def _items_text(items: list[dict]) -> str:
 
 
 @app.command("search")
-def search_command(text: str = typer.Argument(..., help="What to look for, in any language."),
-                   k: int = KOption, as_json: bool = JsonOption):
+def search_command(
+    text: str = typer.Argument(..., help="What to look for, in any language."),
+    k: int = KOption,
+    as_json: bool = JsonOption,
+):
     """Text-to-video search (frames and text, through CLIP's text tower)."""
+
     def body():
         items = open_api().search(text, k)
         emit({"items": items}, as_json, _items_text(items))
@@ -161,9 +208,11 @@ def search_command(text: str = typer.Argument(..., help="What to look for, in an
 
 
 @app.command("similar")
-def similar_command(video_id: str = typer.Argument(..., help="A video id of the catalog."),
-                    k: int = KOption, as_json: bool = JsonOption):
+def similar_command(
+    video_id: str = typer.Argument(..., help="A video id of the catalog."), k: int = KOption, as_json: bool = JsonOption
+):
     """Videos similar to one of the catalog (frames and text)."""
+
     def body():
         items = open_api().similar(video_id, k)
         emit({"items": items}, as_json, _items_text(items))
@@ -173,21 +222,27 @@ def similar_command(video_id: str = typer.Argument(..., help="A video id of the 
 
 @app.command("recommend")
 def recommend_command(
-        user: str = typer.Option(..., "--user", help="A user id (an unknown one gets a cold-start list)."),
-        hour: Optional[int] = typer.Option(None, "--hour", min=0, max=23, help="Local hour (default: now)."),
-        weekday: Optional[int] = typer.Option(None, "--weekday", min=0, max=6, help="0 = Monday (default: today)."),
-        device: Optional[str] = typer.Option(None, "--device", help="(default: the user's usual one)"),
-        region: Optional[str] = typer.Option(None, "--region", help="(default: the user's usual one)"),
-        k: int = KOption, as_json: bool = JsonOption):
+    user: str = typer.Option(..., "--user", help="A user id (an unknown one gets a cold-start list)."),
+    hour: int | None = typer.Option(None, "--hour", min=0, max=23, help="Local hour (default: now)."),
+    weekday: int | None = typer.Option(None, "--weekday", min=0, max=6, help="0 = Monday (default: today)."),
+    device: str | None = typer.Option(None, "--device", help="(default: the user's usual one)"),
+    region: str | None = typer.Option(None, "--region", help="(default: the user's usual one)"),
+    k: int = KOption,
+    as_json: bool = JsonOption,
+):
     """Personalised recommendations in a context, with per-task scores and reasons."""
+
     def body():
         api = open_api()
         result = api.recommend(user, api.context(user, hour, weekday, device, region), k)
         context = result["context"]
-        lines = [f"for {user} at {context['hour']:02d}h, weekday {context['weekday']}, on {context['device']} "
-                 f"in {context['region']}" + (" (cold start)" if result["cold_start"] else "")]
-        lines += [f"{i['score']:7.4f}  {i['video_id']}  {i['title']}  [{'; '.join(i['reasons'])}]"
-                  for i in result["items"]]
+        lines = [
+            f"for {user} at {context['hour']:02d}h, weekday {context['weekday']}, on {context['device']} "
+            f"in {context['region']}" + (" (cold start)" if result["cold_start"] else "")
+        ]
+        lines += [
+            f"{i['score']:7.4f}  {i['video_id']}  {i['title']}  [{'; '.join(i['reasons'])}]" for i in result["items"]
+        ]
         emit(result, as_json, "\n".join(lines))
 
     run(as_json, body)
@@ -196,12 +251,15 @@ def recommend_command(
 def _index_line(i: dict) -> str:
     if i["action"] == "skipped":
         return f"{i['name']:8} skipped: {i['reason']}"
-    return f"{i['name']:8} {i['type']:6} {i['size']:>9} vectors on {i['device']}, recall@10 {i['recall']} ({i['action']})"
+    return (
+        f"{i['name']:8} {i['type']:6} {i['size']:>9} vectors on {i['device']}, recall@10 {i['recall']} ({i['action']})"
+    )
 
 
 @app.command("index")
 def index_command(as_json: bool = JsonOption):
     """Build or update the indexes from the store."""
+
     def body():
         indexes = open_api().refresh_indexes()
         emit({"indexes": indexes}, as_json, "\n".join(map(_index_line, indexes)))
@@ -211,20 +269,24 @@ def index_command(as_json: bool = JsonOption):
 
 @app.command("demo")
 def demo_command(
-        videos: int = typer.Option(DEMO_VIDEOS, "--videos", min=24,
-                                   help="Videos in the demo world (two per category at least)."),
-        users: int = typer.Option(DEMO_USERS, "--users", min=5, help="Users in the demo world."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the demo world, tuning and training."),
-        clip: Optional[str] = typer.Option(None, "--clip", help="CLIP for the demo (default: tiny)."),
-        no_serve: bool = typer.Option(False, "--no-serve", help="Stop after building; do not start the web UI."),
-        port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, help="Port of the web UI on 127.0.0.1."),
-        as_json: bool = JsonOption):
+    videos: int = typer.Option(
+        DEMO_VIDEOS, "--videos", min=24, help="Videos in the demo world (two per category at least)."
+    ),
+    users: int = typer.Option(DEMO_USERS, "--users", min=5, help="Users in the demo world."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the demo world, tuning and training."),
+    clip: str | None = typer.Option(None, "--clip", help="CLIP for the demo (default: tiny)."),
+    no_serve: bool = typer.Option(False, "--no-serve", help="Stop after building; do not start the web UI."),
+    port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, help="Port of the web UI on 127.0.0.1."),
+    as_json: bool = JsonOption,
+):
     """Build the demo world, ingest it, tune its CLIP, train the model, index, and serve the web UI."""
+
     def body():
         if not no_serve and not port_free(port):
             raise Failure(f"port {port} on {HOST} is in use: choose another with --port, or --no-serve")
-        summary = run_demo(open_store(create=True), videos=videos, users=users, seed=seed, clip=clip,
-                           progress=progress_wanted(as_json))
+        summary = run_demo(
+            open_store(create=True), videos=videos, users=users, seed=seed, clip=clip, progress=progress_wanted(as_json)
+        )
         lines = [f"{k:14}{v}" for k, v in summary.items() if k not in ("failed", "metrics")]
         emit(summary, as_json, "\n".join(lines + metric_lines(summary["metrics"])))
         sys.stdout.flush()

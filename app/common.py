@@ -1,4 +1,5 @@
 """What every command shares: the data directory option, --json output, and how failures end."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,6 @@ from ingest.store import Store, StoreError
 from ingest.tune import TuneError
 from models.clip import ClipError
 
-# Exceptions whose message is a one-line reason for the user (exit 1).
-USER_ERRORS: tuple[type[Exception], ...] = (ClipError, StoreError, InteractionsError, TuneError, SearchError,
-                                            IndexFileError, ModelError)
 DEFAULT_DATA_DIR = "vidrec-data"
 PACKAGES = ("models", "ingest", "index", "app")  # whose log records a command shows on stderr
 
@@ -33,6 +31,19 @@ KOption = typer.Option(10, "-k", "--k", min=1, help="How many results (more than
 
 class Failure(Exception):
     """Nothing could be done: exit 1 with this one-line message."""
+
+
+# Exceptions whose message is a one-line reason for the user (exit 1).
+USER_ERRORS: tuple[type[Exception], ...] = (
+    Failure,
+    ClipError,
+    StoreError,
+    InteractionsError,
+    TuneError,
+    SearchError,
+    IndexFileError,
+    ModelError,
+)
 
 
 def data_dir() -> Path:
@@ -59,13 +70,13 @@ def run(as_json: bool, body: Callable[[], None]) -> None:
     """Run a command body, turning expected failures into the documented output and exit status."""
     try:
         body()
-    except (Failure, *USER_ERRORS) as exc:
+    except USER_ERRORS as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         if as_json:
             print(json.dumps({"error": message}, ensure_ascii=False))
         else:
             print(f"error: {message}", file=sys.stderr)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
 
 
 def progress_wanted(as_json: bool) -> bool:

@@ -1,4 +1,5 @@
 """`vidrec train`, `vidrec eval` and `vidrec score`: thin wrappers over `ingest/learning/` (docs/cli.md)."""
+
 from __future__ import annotations
 
 from enum import Enum
@@ -8,8 +9,16 @@ import typer
 
 from app.common import JsonOption, emit, open_store, progress_wanted, run
 from app.demo.command import demo_truth
-from ingest.learning import (ARCH_CHOICES, BALANCE_CHOICES, DEFAULT_ARCH, DEFAULT_BALANCE, DEFAULT_EPOCHS, TrainOptions,
-                             load_model, train_and_save)
+from ingest.learning import (
+    ARCH_CHOICES,
+    BALANCE_CHOICES,
+    DEFAULT_ARCH,
+    DEFAULT_BALANCE,
+    DEFAULT_EPOCHS,
+    TrainOptions,
+    load_model,
+    train_and_save,
+)
 from ingest.learning.evaluation import ablation_table, model_table, save_ablations
 from ingest.learning.scoring import score_file
 
@@ -34,41 +43,59 @@ def table_text(rows: list[dict]) -> str:
     lines = [f"{'name':34} {'task':10} {'metric':20} {'value':>8} {'std':>7} {'vs single':>9}"]
     for r in rows:
         delta = r.get("delta_vs_single_task")
-        lines.append(f"{r['name'][:34]:34} {r['task']:10} {r['metric']:20} {_number(r['value']):>8} "
-                     f"{_number(r.get('std')):>7} {'' if delta is None else f'{delta:+.4f}':>9}")
+        lines.append(
+            f"{r['name'][:34]:34} {r['task']:10} {r['metric']:20} {_number(r['value']):>8} "
+            f"{_number(r.get('std')):>7} {'' if delta is None else f'{delta:+.4f}':>9}"
+        )
     return "\n".join(lines)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_command(
-            arch: Arch = typer.Option(Arch(DEFAULT_ARCH), "--arch", help="Network architecture."),
-            balance: Balance = typer.Option(Balance(DEFAULT_BALANCE), "--balance", help="Task balancing."),
-            pcgrad: bool = typer.Option(False, "--pcgrad", help="Project conflicting task gradients (PCGrad)."),
-            seed: int = typer.Option(0, "--seed", help="Seed of initialisation and batches."),
-            epochs: int = typer.Option(DEFAULT_EPOCHS, "--epochs", min=1,
-                                       help="At most this many passes (early stopping)."),
-            as_json: bool = JsonOption):
+        arch: Arch = typer.Option(Arch(DEFAULT_ARCH), "--arch", help="Network architecture."),
+        balance: Balance = typer.Option(Balance(DEFAULT_BALANCE), "--balance", help="Task balancing."),
+        pcgrad: bool = typer.Option(False, "--pcgrad", help="Project conflicting task gradients (PCGrad)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of initialisation and batches."),
+        epochs: int = typer.Option(
+            DEFAULT_EPOCHS, "--epochs", min=1, help="At most this many passes (early stopping)."
+        ),
+        as_json: bool = JsonOption,
+    ):
         """Train the multi-task model on the catalog's interactions, evaluate it on the latest days, save it."""
+
         def body():
-            options = TrainOptions(arch=arch.value, balance=balance.value, pcgrad=pcgrad, seed=seed, epochs=epochs,
-                                   progress=progress_wanted(as_json))
+            options = TrainOptions(
+                arch=arch.value,
+                balance=balance.value,
+                pcgrad=pcgrad,
+                seed=seed,
+                epochs=epochs,
+                progress=progress_wanted(as_json),
+            )
             result = train_and_save(open_store(), options)
-            emit(result, as_json, f"model {result['model_id']} ({result['arch']}, CLIP version {result['clip']}, "
-                                  f"{result['seconds']:.0f} s); test metrics:\n" + metrics_text(result["metrics"]))
+            emit(
+                result,
+                as_json,
+                f"model {result['model_id']} ({result['arch']}, CLIP version {result['clip']}, "
+                f"{result['seconds']:.0f} s); test metrics:\n" + metrics_text(result["metrics"]),
+            )
 
         run(as_json, body)
 
     @app.command("eval")
     def eval_command(
-            ablations: bool = typer.Option(False, "--ablations",
-                                           help="Train and compare every architecture and ablation (minutes)."),
-            seeds: int = typer.Option(1, "--seeds", min=1, help="Seeds per ablation row (mean and std)."),
-            epochs: int = typer.Option(DEFAULT_EPOCHS, "--epochs", min=1, help="At most this many passes per training."),
-            as_json: bool = JsonOption):
+        ablations: bool = typer.Option(
+            False, "--ablations", help="Train and compare every architecture and ablation (minutes)."
+        ),
+        seeds: int = typer.Option(1, "--seeds", min=1, help="Seeds per ablation row (mean and std)."),
+        epochs: int = typer.Option(DEFAULT_EPOCHS, "--epochs", min=1, help="At most this many passes per training."),
+        as_json: bool = JsonOption,
+    ):
         """Evaluation table: the saved model on its test days, or (--ablations) every variant side by side
         (also saved as DATA_DIR/models/ablations.json for the UI's Model page). On a catalog made by `vidrec
         demo`, the demo world's truth is the oracle row."""
+
         def body():
             store = open_store()
             truth = demo_truth(store)
@@ -83,13 +110,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command("score")
     def score_command(
-            interactions: Path = typer.Option(..., "--interactions", help="Interaction-shaped file (CSV or Parquet)."),
-            out: Path = typer.Option(..., "--out", help="Where to write the scored CSV."),
-            as_json: bool = JsonOption):
+        interactions: Path = typer.Option(..., "--interactions", help="Interaction-shaped file (CSV or Parquet)."),
+        out: Path = typer.Option(..., "--out", help="Where to write the scored CSV."),
+        as_json: bool = JsonOption,
+    ):
         """Score every row of an interaction-shaped file with the newest model (P(click), P(like), watch, category)."""
+
         def body():
             result = score_file(load_model(open_store()), interactions, out)
-            emit(result, as_json, f"scored {result['scored']} of {result['rows']} rows "
-                                  f"({result['unknown']} unknown, {result['cold_start']} cold-start) -> {result['out']}")
+            emit(
+                result,
+                as_json,
+                f"scored {result['scored']} of {result['rows']} rows "
+                f"({result['unknown']} unknown, {result['cold_start']} cold-start) -> {result['out']}",
+            )
 
         run(as_json, body)

@@ -4,6 +4,7 @@ The data directory reaches the app through VIDREC_DATA_DIR (as the CLI reads it)
 child process (it wants the main thread and its own event loop); Ctrl+C or SIGTERM stops both. The
 address and streamlit's messages go to stderr, like every command's logs.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,13 +28,41 @@ DEFAULT_PORT = 8501
 def streamlit_command(port: int) -> list[str]:
     """Safe defaults: loopback only, XSRF protection and CORS checks on, an upload limit, no usage
     statistics sent anywhere, no file watcher, no toolbar options for visitors."""
-    return [sys.executable, "-m", "streamlit", "run", str(MAIN),
-            "--server.address", HOST, "--server.port", str(port), "--server.headless", "true",
-            "--server.enableXsrfProtection", "true", "--server.enableCORS", "true",
-            "--server.maxUploadSize", str(UPLOAD_LIMIT_MB), "--server.fileWatcherType", "none",
-            "--server.runOnSave", "false", "--browser.gatherUsageStats", "false",
-            "--browser.serverAddress", HOST, "--client.toolbarMode", "viewer",
-            "--client.showErrorDetails", "type", "--theme.base", "light", "--theme.primaryColor", "#e4572e"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(MAIN),
+        "--server.address",
+        HOST,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.enableXsrfProtection",
+        "true",
+        "--server.enableCORS",
+        "true",
+        "--server.maxUploadSize",
+        str(UPLOAD_LIMIT_MB),
+        "--server.fileWatcherType",
+        "none",
+        "--server.runOnSave",
+        "false",
+        "--browser.gatherUsageStats",
+        "false",
+        "--browser.serverAddress",
+        HOST,
+        "--client.toolbarMode",
+        "viewer",
+        "--client.showErrorDetails",
+        "type",
+        "--theme.base",
+        "light",
+        "--theme.primaryColor",
+        "#e4572e",
+    ]
 
 
 def port_free(port: int) -> bool:
@@ -84,6 +113,7 @@ def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve_command(port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, help="Port on 127.0.0.1.")):
         """The web UI on 127.0.0.1 (headless; open the printed address in a browser)."""
+
         def body():
             code = serve(data_dir(), port)
             if code not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):

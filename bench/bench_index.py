@@ -5,6 +5,7 @@ the chosen search parameter, recall@10 against exact search on held-out queries,
 at a time, and memory (the serialised index). A type whose build would not fit the time limit at a
 size is left out and said so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,12 @@ sys.path.insert(0, str(ROOT))
 from index.vector_index import FaissIndex, IndexConfig, recall_at_k  # noqa: E402
 
 DIM = 512
-SKIP = {1_000_000: {"hnsw": "left out at 1M: its build (23 s at 100k on 2 threads, about 5 min at 1M by "
-                             "n log n) would take the 1M run past 10 minutes beside the other types"}}
+SKIP = {
+    1_000_000: {
+        "hnsw": "left out at 1M: its build (23 s at 100k on 2 threads, about 5 min at 1M by "
+        "n log n) would take the 1M run past 10 minutes beside the other types"
+    }
+}
 
 
 def clustered(n: int, queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -34,7 +39,9 @@ def clustered(n: int, queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     out = np.empty((n + queries, DIM), np.float32)
     for start in range(0, n + queries, 100_000):
         stop = min(start + 100_000, n + queries)
-        block = centres[rng.integers(0, 1000, stop - start)] + 0.6 * rng.standard_normal((stop - start, DIM)).astype(np.float32)
+        block = centres[rng.integers(0, 1000, stop - start)] + 0.6 * rng.standard_normal((stop - start, DIM)).astype(
+            np.float32
+        )
         out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out[:n], out[n:]
 
@@ -58,9 +65,16 @@ def measure(kind: str, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarr
     for q in one_at_a_time:
         index.search(q[None], 10)
     qps = len(one_at_a_time) / (time.perf_counter() - started)
-    return {"type": kind, "build_seconds": round(build, 1), "params": info.params, "search": info.search,
-            "recall_at_10": recall, "tuning_recall": info.recall, "queries_per_second": round(qps, 1),
-            "memory_mb": round(faiss.serialize_index(index).nbytes / 2**20, 1)}
+    return {
+        "type": kind,
+        "build_seconds": round(build, 1),
+        "params": info.params,
+        "search": info.search,
+        "recall_at_10": recall,
+        "tuning_recall": info.recall,
+        "queries_per_second": round(qps, 1),
+        "memory_mb": round(faiss.serialize_index(index).nbytes / 2**20, 1),
+    }
 
 
 def main() -> None:
@@ -70,8 +84,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="faiss threads (building; queries go one at a time)")
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
-    results = {"machine": f"{platform.machine()}, {faiss.omp_get_max_threads()} faiss threads, faiss {faiss.__version__}",
-               "dim": DIM, "runs": []}
+    results = {
+        "machine": f"{platform.machine()}, {faiss.omp_get_max_threads()} faiss threads, faiss {faiss.__version__}",
+        "dim": DIM,
+        "runs": [],
+    }
     for n in args.sizes:
         vectors, queries = clustered(n, 1000)
         truth = exact_top10(vectors, queries)

@@ -8,6 +8,7 @@
 3. Peak memory of an ingest of the default demo world with the tiny CLIP (a subprocess).
 Generated inputs are cached under bench/.cache.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,7 +65,9 @@ def pipeline_fps(spec: str, manifest: Path | None, paths: list[Path], frames: in
     load_seconds = time.perf_counter() - load_started
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(tmp)
-        report = ingest(store, paths, manifest, IngestOptions(clip=spec, frames=frames, batch_size=BATCH, progress=False))
+        report = ingest(
+            store, paths, manifest, IngestOptions(clip=spec, frames=frames, batch_size=BATCH, progress=False)
+        )
         assert not report.failed, report.failed[:3]
         n_frames = sum(len(store.videos.kept_frames(v.id)) for v in store.videos.all())
     return n_frames / max(report.seconds - load_seconds, 1e-9), report.ingested
@@ -74,13 +77,14 @@ def synthetic_720p(path: Path, seconds: int, fps: int = 30, seed: int = 0) -> Pa
     """A moving pattern at 1280x720, encoded fast (x264 ultrafast, its default GOP of 250 frames)."""
     if path.exists():
         return path
-    y, x = np.mgrid[0:720, 0:1280 + 256]
-    base = np.stack([(np.sin(x / (40 + seed)) * 100 + 128), (np.cos(y / 30) * 100 + 128), (x + y + 17 * seed) % 256],
-                    -1).astype(np.uint8)
+    y, x = np.mgrid[0:720, 0 : 1280 + 256]
+    base = np.stack(
+        [(np.sin(x / (40 + seed)) * 100 + 128), (np.cos(y / 30) * 100 + 128), (x + y + 17 * seed) % 256], -1
+    ).astype(np.uint8)
 
     def frames():
         for i in range(seconds * fps):
-            yield base[:, i % 256: i % 256 + 1280]
+            yield base[:, i % 256 : i % 256 + 1280]
 
     tmp = path.with_suffix(".tmp.mp4")
     write_video(tmp, frames(), fps, options={"preset": "ultrafast", "g": "250", "crf": "30"})
@@ -98,6 +102,7 @@ def naive_sample(path: Path, k: int = 8):
 
 def per_video_seconds(clip, path: Path, repeats: int = 3) -> tuple[float, float]:
     """(seek-based sample + encode, naive decode-all + encode), best of `repeats`."""
+
     def timed(sampler):
         best = float("inf")
         for _ in range(repeats):
@@ -118,9 +123,11 @@ def peak_memory_of_default_world_ingest() -> dict:
         "import tempfile\n"
         "from ingest.store import Store\nfrom ingest.pipeline import IngestOptions, ingest\n"
         "with tempfile.TemporaryDirectory() as d:\n"
-        f"    r = ingest(Store(d), manifest='{world / 'manifest.csv'}', options=IngestOptions(clip='tiny', progress=False))\n"
+        f"    r = ingest(Store(d), manifest='{world / 'manifest.csv'}',\n"
+        "               options=IngestOptions(clip='tiny', progress=False))\n"
         "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
-        "    print(r.ingested, r.seconds, hwm)\n")  # VmHWM: this process's peak, unlike ru_maxrss after a fork
+        "    print(r.ingested, r.seconds, hwm)\n"
+    )  # VmHWM: this process's peak, unlike ru_maxrss after a fork
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     ingested, seconds, max_rss_kb = out.split()
     return {"videos": int(ingested), "seconds": float(seconds), "peak_rss_mb": round(int(max_rss_kb) / 1024)}
@@ -134,33 +141,46 @@ def main() -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     spec = random_vit_b32()
     clip = load_clip(spec)
-    results: dict = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
-                                f"{'cuda' if torch.cuda.is_available() else 'cpu'}, torch {torch.__version__}"}
+    results: dict = {
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"{'cuda' if torch.cuda.is_available() else 'cpu'}, torch {torch.__version__}"
+    }
 
     world = CACHE / ("world-small" if args.quick else "world-96")
     if not (world / "manifest.csv").exists():
         generate_world(world, videos=24 if args.quick else 96, users=10, impressions=100, progress=False)
     bare = bare_encode_fps(clip, batches=3 if args.quick else 10)
     fps_demo, n_demo = pipeline_fps(spec, world / "manifest.csv", [])
-    results["demo_clips"] = {"videos": n_demo, "bare_encode_fps": round(bare, 1), "pipeline_fps": round(fps_demo, 1),
-                             "ratio": round(fps_demo / bare, 3)}
+    results["demo_clips"] = {
+        "videos": n_demo,
+        "bare_encode_fps": round(bare, 1),
+        "pipeline_fps": round(fps_demo, 1),
+        "ratio": round(fps_demo / bare, 3),
+    }
 
     clips_720 = [synthetic_720p(CACHE / f"720p-10s-{i}.mp4", 10, seed=i) for i in range(3 if args.quick else 8)]
     bare = bare_encode_fps(clip, batches=3 if args.quick else 10)
     fps_720, n_720 = pipeline_fps(spec, None, clips_720)
-    results["720p_clips"] = {"videos": n_720, "bare_encode_fps": round(bare, 1), "pipeline_fps": round(fps_720, 1),
-                             "ratio": round(fps_720 / bare, 3)}
+    results["720p_clips"] = {
+        "videos": n_720,
+        "bare_encode_fps": round(bare, 1),
+        "pipeline_fps": round(fps_720, 1),
+        "ratio": round(fps_720 / bare, 3),
+    }
 
     short = synthetic_720p(CACHE / "720p-10s-0.mp4", 10)
     long = synthetic_720p(CACHE / "720p-10min.mp4", 600)
     seek_short, naive_short = per_video_seconds(clip, short)
     seek_long, naive_long = per_video_seconds(clip, long, repeats=1 if args.quick else 2)
     results["per_video_720p"] = {
-        "seek_10s": round(seek_short, 3), "seek_10min": round(seek_long, 3),
+        "seek_10s": round(seek_short, 3),
+        "seek_10min": round(seek_long, 3),
         "long_over_short": round(seek_long / seek_short, 2),
-        "naive_10s": round(naive_short, 3), "naive_10min": round(naive_long, 3),
+        "naive_10s": round(naive_short, 3),
+        "naive_10min": round(naive_long, 3),
         "naive_over_seek_10s": round(naive_short / seek_short, 2),
-        "naive_over_seek_10min": round(naive_long / seek_long, 2)}
+        "naive_over_seek_10min": round(naive_long / seek_long, 2),
+    }
     results["default_world_ingest_tiny_clip"] = peak_memory_of_default_world_ingest()
     print(json.dumps(results, indent=2))
 

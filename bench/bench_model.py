@@ -7,6 +7,7 @@ The data dir must hold a demo world (`vidrec --data-dir DIR demo`); the benchmar
 the original alone. --append adds the results to bench/RESULTS.md with the machine they ran on. --log
 keeps each training run's metrics as it ends; a rerun with the same log trains only the runs it lacks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,11 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.demo.command import demo_truth  # noqa: E402
+from ingest.learning import DEFAULT_ARCH, DEFAULT_BALANCE, TrainOptions, load_model, save_model  # noqa: E402
 from ingest.learning.evaluation import ablation_table, add_deltas, baseline_rows, rows_of  # noqa: E402
 from ingest.learning.features import build_features  # noqa: E402
-from ingest.store import Store  # noqa: E402
-from ingest.learning import DEFAULT_ARCH, DEFAULT_BALANCE, TrainOptions, load_model, save_model  # noqa: E402
 from ingest.learning.training import train_model  # noqa: E402
+from ingest.store import Store  # noqa: E402
 from models.context import Context  # noqa: E402
 
 CANDIDATES = 500
@@ -57,10 +58,16 @@ def bench_training(store: Store) -> dict:
     seconds = time.perf_counter() - started
     save_model(store, trained)
     fit = trained.fits["all"]
-    return {"arch": DEFAULT_ARCH, "seconds": round(seconds, 1), "fit_seconds": round(fit.seconds, 1),
-            "epochs": fit.epochs_run, "best_epoch": fit.best_epoch,
-            "examples_per_second": round(fit.examples_per_second), "train_rows": len(trained.split.train),
-            "click_auc": trained.metrics["click"]["auc"]}
+    return {
+        "arch": DEFAULT_ARCH,
+        "seconds": round(seconds, 1),
+        "fit_seconds": round(fit.seconds, 1),
+        "epochs": fit.epochs_run,
+        "best_epoch": fit.best_epoch,
+        "examples_per_second": round(fit.examples_per_second),
+        "train_rows": len(trained.split.train),
+        "click_auc": trained.metrics["click"]["auc"],
+    }
 
 
 def bench_scoring(store: Store) -> dict:
@@ -72,9 +79,19 @@ def bench_scoring(store: Store) -> dict:
     rng = np.random.default_rng(0)
     users = rng.choice(features.user_ids, REQUESTS)
     devices, regions = model.vocabulary.devices, model.vocabulary.regions
-    requests = [(u, list(rng.choice(video_ids, CANDIDATES, replace=len(video_ids) < CANDIDATES)),  # repeats: fine
-                 Context(int(rng.integers(24)), int(rng.integers(7)), devices[rng.integers(len(devices))],
-                         regions[rng.integers(len(regions))])) for u in users]
+    requests = [
+        (
+            u,
+            list(rng.choice(video_ids, CANDIDATES, replace=len(video_ids) < CANDIDATES)),  # repeats: fine
+            Context(
+                int(rng.integers(24)),
+                int(rng.integers(7)),
+                devices[rng.integers(len(devices))],
+                regions[rng.integers(len(regions))],
+            ),
+        )
+        for u in users
+    ]
     for user, candidates, context in requests[:10]:  # warm-up
         model.score(user, candidates, context)
     latencies = []
@@ -83,9 +100,12 @@ def bench_scoring(store: Store) -> dict:
         model.score(user, candidates, context)
         latencies.append(time.perf_counter() - started)
     median = statistics.median(latencies)
-    out = {"candidates": len(requests[0][1]), "median_ms": round(1000 * median, 2),
-           "p95_ms": round(1000 * float(np.quantile(latencies, 0.95)), 2),
-           "candidates_per_second": round(len(requests[0][1]) / median)}
+    out = {
+        "candidates": len(requests[0][1]),
+        "median_ms": round(1000 * median, 2),
+        "p95_ms": round(1000 * float(np.quantile(latencies, 0.95)), 2),
+        "candidates_per_second": round(len(requests[0][1]) / median),
+    }
     started = time.perf_counter()
     for user, _, context in requests:
         model.user_vector(user, context)
@@ -98,8 +118,10 @@ def table_markdown(rows: list[dict]) -> str:
     for r in rows:
         delta = r.get("delta_vs_single_task")
         std = r.get("std")
-        lines.append(f"| {r['name']} | {r['task']} | {r['metric']} | {r['value']:.4f} | "
-                     f"{'' if std is None else f'{std:.4f}'} | {'' if delta is None else f'{delta:+.4f}'} |")
+        lines.append(
+            f"| {r['name']} | {r['task']} | {r['metric']} | {r['value']:.4f} | "
+            f"{'' if std is None else f'{std:.4f}'} | {'' if delta is None else f'{delta:+.4f}'} |"
+        )
     return "\n".join(lines)
 
 
@@ -116,25 +138,39 @@ def evaluation_table(store: Store, seeds: int, ablation_seeds: int, log: Path) -
     def on_run(name, seed, trained, metrics):
         done[(name, seed)] = metrics
         with open(log, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"name": name, "seed": seed, "seconds": round(trained.seconds, 1),
-                                "best_epochs": {n: x.best_epoch for n, x in trained.fits.items()},
-                                "metrics": metrics}) + "\n")
-        print(f"[bench] {name} seed {seed}: click AUC {metrics['click']['auc']:.4f} in {trained.seconds:.0f} s",
-              file=sys.stderr, flush=True)
+            f.write(
+                json.dumps(
+                    {
+                        "name": name,
+                        "seed": seed,
+                        "seconds": round(trained.seconds, 1),
+                        "best_epochs": {n: x.best_epoch for n, x in trained.fits.items()},
+                        "metrics": metrics,
+                    }
+                )
+                + "\n"
+            )
+        print(
+            f"[bench] {name} seed {seed}: click AUC {metrics['click']['auc']:.4f} in {trained.seconds:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def rows_for(names: list[str], n_seeds: int, **kwargs) -> list[dict]:
         missing = [n for n in names if any((n, s) not in done for s in range(n_seeds))]
         if missing:
-            ablation_table(store, seeds=n_seeds, only=missing, on_run=on_run, progress=False, truth=demo_truth(store),
-                           **kwargs)
+            ablation_table(
+                store, seeds=n_seeds, only=missing, on_run=on_run, progress=False, truth=demo_truth(store), **kwargs
+            )
         return [r for n in names for r in rows_of(n, [done[(n, s)] for s in range(n_seeds)])]
 
     archs = ["single-task", "shared-bottom", "mmoe", "ple"]
     rows = rows_for(archs, seeds)
     click = {r["name"]: r["value"] for r in rows if r["task"] == "click" and r["metric"] == "auc"}
     best = max(archs[1:], key=lambda a: click[a])
-    balancing = [(f"{best} {b}", {"arch": best, "balance": b}) for b in ("fixed", "gradnorm", "dwa")
-                 if b != DEFAULT_BALANCE]
+    balancing = [
+        (f"{best} {b}", {"arch": best, "balance": b}) for b in ("fixed", "gradnorm", "dwa") if b != DEFAULT_BALANCE
+    ]
     balancing.append((f"{best} {DEFAULT_BALANCE} + pcgrad", {"arch": best, "pcgrad": True}))
     names = [f"{best} without context", f"{best} video only", f"{best} text only"] + [n for n, _ in balancing]
     rows += rows_for(names, ablation_seeds, default_arch=best, extra=balancing)
@@ -167,17 +203,23 @@ def main() -> None:
     if args.append:
         with open(ROOT / "bench" / "RESULTS.md", "a", encoding="utf-8") as f:
             t, s = results["training"], results["scoring"]
-            f.write(f"\n## Multi-task model (bench/bench_model.py, {time.strftime('%Y-%m-%d')})\n\n"
-                    f"Machine: {results['machine']}. Data: the default demo world ({t['train_rows']} training rows).\n\n"
-                    f"- Training `{t['arch']}` (the default): {t['seconds']} s in all, {t['epochs']} epochs "
-                    f"(best {t['best_epoch']}), {t['examples_per_second']} training examples/s (1 thread).\n")
-            f.write(f"- Scoring {s['candidates']} candidates per request (one torch thread, as `score` runs): "
-                    f"median {s['median_ms']} ms, p95 {s['p95_ms']} ms, {s['candidates_per_second']} candidates/s.\n")
+            f.write(
+                f"\n## Multi-task model (bench/bench_model.py, {time.strftime('%Y-%m-%d')})\n\n"
+                f"Machine: {results['machine']}. Data: the default demo world ({t['train_rows']} training rows).\n\n"
+                f"- Training `{t['arch']}` (the default): {t['seconds']} s in all, {t['epochs']} epochs "
+                f"(best {t['best_epoch']}), {t['examples_per_second']} training examples/s (1 thread).\n"
+            )
+            f.write(
+                f"- Scoring {s['candidates']} candidates per request (one torch thread, as `score` runs): "
+                f"median {s['median_ms']} ms, p95 {s['p95_ms']} ms, {s['candidates_per_second']} candidates/s.\n"
+            )
             f.write(f"- Retrieval query vector: {s['user_vector_ms']} ms.\n")
             if "table" in results:
-                f.write(f"\nEvaluation table ({args.seeds} seeds per architecture, {args.ablation_seeds} per ablation "
-                        f"and balancing method, on the best multi-task architecture `{results['best']}`; test = the "
-                        f"latest 20% of the log; {results['table_minutes']} min):\n\n")
+                f.write(
+                    f"\nEvaluation table ({args.seeds} seeds per architecture, {args.ablation_seeds} per ablation "
+                    f"and balancing method, on the best multi-task architecture `{results['best']}`; test = the "
+                    f"latest 20% of the log; {results['table_minutes']} min):\n\n"
+                )
                 f.write(table_markdown(results["table"]) + "\n")
     shutil.rmtree(work, ignore_errors=True)
 

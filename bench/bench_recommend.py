@@ -6,6 +6,7 @@
 2. Latency of `recommend` at a 100k-video catalog of synthetic embeddings (clustered, 128-d, with a
    synthetic log and a model trained on it): p50 and p99 over many requests, warm caches.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,13 +32,20 @@ from ingest.store import Interaction, Store, to_blob  # noqa: E402
 from models.context import Context  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
-CONTEXTS = {"weekday morning, mobile": (8, 0, "mobile"), "weekday lunch, desktop": (13, 2, "desktop"),
-            "saturday evening, TV": (21, 5, "tv"), "friday late night, tablet": (23, 4, "tablet")}
+CONTEXTS = {
+    "weekday morning, mobile": (8, 0, "mobile"),
+    "weekday lunch, desktop": (13, 2, "desktop"),
+    "saturday evening, TV": (21, 5, "tv"),
+    "friday late night, tablet": (23, 4, "tablet"),
+}
 
 
 def ndcg(gains_of_list: np.ndarray, ideal: np.ndarray) -> float:
     discounts = 1 / np.log2(np.arange(2, 12))
-    return float((gains_of_list[:10] * discounts[:len(gains_of_list[:10])]).sum() / (ideal[:10] * discounts[:len(ideal[:10])]).sum())
+    return float(
+        (gains_of_list[:10] * discounts[: len(gains_of_list[:10])]).sum()
+        / (ideal[:10] * discounts[: len(ideal[:10])]).sum()
+    )
 
 
 def quality(data_dir: Path, users: int) -> dict:
@@ -65,8 +73,11 @@ def quality(data_dir: Path, users: int) -> dict:
             scores = api.recommender.fuse(model.score(user, pool, context))
             ranked = [pool[i] for i in np.argsort(-scores)[:10]]
             full.append(ndcg(np.array([true[v] for v in ranked]), ideal))
-        out[name] = {"recommend_ndcg10": round(float(np.mean(rec)), 4), "popularity_ndcg10": round(float(np.mean(pop)), 4),
-                     "model_over_all_videos_ndcg10": round(float(np.mean(full)), 4)}
+        out[name] = {
+            "recommend_ndcg10": round(float(np.mean(rec)), 4),
+            "popularity_ndcg10": round(float(np.mean(pop)), 4),
+            "model_over_all_videos_ndcg10": round(float(np.mean(full)), 4),
+        }
         print(name, out[name], file=sys.stderr, flush=True)
     return out
 
@@ -101,14 +112,45 @@ def synthetic_catalog(n: int = 100_000, dim: int = 128, users: int = 2000, impre
                 vec /= np.linalg.norm(vec)
                 text = centres[c] + 0.9 * rng.standard_normal(dim).astype(np.float32)
                 text /= np.linalg.norm(text)
-                rows.append((i + 1, f"s{i:06d}", f"h{i}", f"/synthetic/{i}.mp4", f"video {i} of {categories[c]}",
-                             categories[c], float(rng.uniform(5, 600)), 640, 360, "h264", 1000, "2026-01-01", i + 1))
-                embeddings.append((i + 1, 1, to_blob(vec), to_blob(vec[None]), to_blob(text), to_blob(text),
-                                   to_blob(text), to_blob(text)))
-            store.db.executemany("INSERT INTO videos(id, video_id, content_hash, path, title, category, duration, width, "
-                                 "height, codec, size_bytes, added_at, changed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-            store.db.executemany("INSERT INTO embeddings(video, version, video_emb, frames_emb, title_emb, desc_emb, "
-                                 "tags_emb, text_emb) VALUES (?,?,?,?,?,?,?,?)", embeddings)
+                rows.append(
+                    (
+                        i + 1,
+                        f"s{i:06d}",
+                        f"h{i}",
+                        f"/synthetic/{i}.mp4",
+                        f"video {i} of {categories[c]}",
+                        categories[c],
+                        float(rng.uniform(5, 600)),
+                        640,
+                        360,
+                        "h264",
+                        1000,
+                        "2026-01-01",
+                        i + 1,
+                    )
+                )
+                embeddings.append(
+                    (
+                        i + 1,
+                        1,
+                        to_blob(vec),
+                        to_blob(vec[None]),
+                        to_blob(text),
+                        to_blob(text),
+                        to_blob(text),
+                        to_blob(text),
+                    )
+                )
+            store.db.executemany(
+                "INSERT INTO videos(id, video_id, content_hash, path, title, category, duration, width, "
+                "height, codec, size_bytes, added_at, changed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            store.db.executemany(
+                "INSERT INTO embeddings(video, version, video_emb, frames_emb, title_emb, desc_emb, "
+                "tags_emb, text_emb) VALUES (?,?,?,?,?,?,?,?)",
+                embeddings,
+            )
         store.db.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (str(n + 1),))
         taste = rng.integers(0, 50, (users, 3))
         by_category = [np.flatnonzero(video_category == c) for c in range(50)]
@@ -120,9 +162,21 @@ def synthetic_catalog(n: int = 100_000, dim: int = 128, users: int = 2000, impre
             v = int(rng.choice(by_category[c]))
             ts = 1_790_000_000 + j * 40
             clicked = int(rng.random() < (0.3 if liked else 0.03))
-            log.append(Interaction(f"u{u}", f"s{v:06d}", ts, 0, (ts // 3600) % 24, (ts // 86400 + 3) % 7,
-                                   ["mobile", "tv", "desktop"][u % 3], "us", clicked,
-                                   int(clicked and rng.random() < 0.3), 60.0 * clicked))
+            log.append(
+                Interaction(
+                    f"u{u}",
+                    f"s{v:06d}",
+                    ts,
+                    0,
+                    (ts // 3600) % 24,
+                    (ts // 86400 + 3) % 7,
+                    ["mobile", "tv", "desktop"][u % 3],
+                    "us",
+                    clicked,
+                    int(clicked and rng.random() < 0.3),
+                    60.0 * clicked,
+                )
+            )
         store.interactions.add(log)
     train_and_save(store, TrainOptions(epochs=2, progress=False))
     return data_dir
@@ -141,16 +195,25 @@ def latency(requests: int) -> dict:
     times = []
     for i in range(requests):
         user = users[int(rng.integers(0, len(users)))]
-        context = Context(hour=int(rng.integers(0, 24)), weekday=int(rng.integers(0, 7)),
-                          device=["mobile", "tv", "desktop"][i % 3], region="us")
+        context = Context(
+            hour=int(rng.integers(0, 24)),
+            weekday=int(rng.integers(0, 7)),
+            device=["mobile", "tv", "desktop"][i % 3],
+            region="us",
+        )
         started = time.perf_counter()
         api.recommend(user, context, k=10)
         times.append(time.perf_counter() - started)
     ms = np.array(times) * 1000
-    return {"videos": api.store.videos.count(), "requests": requests, "p50_ms": round(float(np.percentile(ms, 50)), 1),
-            "p99_ms": round(float(np.percentile(ms, 99)), 1), "mean_ms": round(float(ms.mean()), 1),
-            "index_refresh_seconds": round(build, 1),
-            "indexes": [{k: i[k] for k in ("name", "type", "size", "recall")} for i in indexes]}
+    return {
+        "videos": api.store.videos.count(),
+        "requests": requests,
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+        "mean_ms": round(float(ms.mean()), 1),
+        "index_refresh_seconds": round(build, 1),
+        "indexes": [{k: i[k] for k in ("name", "type", "size", "recall")} for i in indexes],
+    }
 
 
 def main() -> None:

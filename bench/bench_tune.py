@@ -5,6 +5,7 @@ Search quality is judged against the demo world's truth (categories of every vid
 precision@10 of descriptive category queries in English and Chinese, precision@10 by category of
 similar videos, and how untitled videos ("clip 123", no description) rank for their category.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from index.api import Vidrec  # noqa: E402
 from app.demo import generate_world, load_truth  # noqa: E402
+from index.api import Vidrec  # noqa: E402
 from ingest.interactions import import_interactions  # noqa: E402
 from ingest.pipeline import IngestOptions, ingest  # noqa: E402
 from ingest.store import Store  # noqa: E402
@@ -51,11 +52,16 @@ def search_quality(data_dir: Path) -> dict:
     api.refresh_indexes()
     out = {}
     for lang in ("en", "zh"):
-        precision = [np.mean([truth.video_category[i["video_id"]] == category for i in api.search(query, 10)])
-                     for category, queries in truth.queries[lang].items() for query in queries]
+        precision = [
+            np.mean([truth.video_category[i["video_id"]] == category for i in api.search(query, 10)])
+            for category, queries in truth.queries[lang].items()
+            for query in queries
+        ]
         out[f"search_p10_{lang}"] = round(float(np.mean(precision)), 4)
-    similar = [np.mean([truth.video_category[i["video_id"]] == category for i in api.similar(video_id, 10)])
-               for video_id, category in truth.video_category.items()]
+    similar = [
+        np.mean([truth.video_category[i["video_id"]] == category for i in api.similar(video_id, 10)])
+        for video_id, category in truth.video_category.items()
+    ]
     out["similar_p10"] = round(float(np.mean(similar)), 4)
     store = Store(data_dir, create=False)
     untitled = [r.video_id for r in store.videos.all() if not r.description and not r.tags]
@@ -79,8 +85,10 @@ def main() -> None:
     logging.disable(logging.WARNING)
     CACHE.mkdir(parents=True, exist_ok=True)
     source = untuned_catalog()
-    results = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
-               "runs": []}
+    results = {
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "runs": [],
+    }
     for seed in args.seeds:
         work = CACHE / f"catalog-default-tuned-{seed}"
         shutil.rmtree(work, ignore_errors=True)
@@ -90,9 +98,15 @@ def main() -> None:
         seconds = time.perf_counter() - started
         history = report["history"]
         pairs = sum(h["pairs"] for h in history)
-        run = {"seed": seed, "seconds_total": round(seconds, 1), "pairs": pairs,
-               "pairs_per_second": round(pairs / sum(h["seconds"] for h in history), 1),
-               "before": report["before"], "after": report["after"], "replaced": report["replaced"]}
+        run = {
+            "seed": seed,
+            "seconds_total": round(seconds, 1),
+            "pairs": pairs,
+            "pairs_per_second": round(pairs / sum(h["seconds"] for h in history), 1),
+            "before": report["before"],
+            "after": report["after"],
+            "replaced": report["replaced"],
+        }
         run.update(search_quality(work))
         results["runs"].append(run)
         print(json.dumps(run), file=sys.stderr)

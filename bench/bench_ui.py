@@ -10,6 +10,7 @@ Measured in one run, on one catalog:
 The catalog: DIR when given (e.g. the one `vidrec demo` made), else a generated one (120 videos, 60 users,
 20,000 impressions, tiny CLIP, a model trained 3 epochs) cached under bench/.cache/ui.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,8 @@ def build_catalog() -> Path:
         return data_dir
     from app.demo import generate_world
     from ingest.interactions import import_interactions
-    from ingest.pipeline import IngestOptions, ingest
     from ingest.learning import TrainOptions, train_and_save
+    from ingest.pipeline import IngestOptions, ingest
 
     shutil.rmtree(CACHE, ignore_errors=True)
     world = generate_world(CACHE / "world", videos=120, users=60, impressions=20_000, seed=0, progress=False)
@@ -63,8 +64,16 @@ def requests(data_dir: Path, n: int) -> list[dict]:
     users = store.interactions.users()[:n]
     regions = browse.context_choices(store)["region"] or [None]
     store.close()
-    return [{"user": u, "hour": str((7 + 5 * i) % 24), "weekday": str(i % 7), "device": ("mobile", "tv", "desktop")[i % 3],
-             "region": regions[i % len(regions)]} for i, u in enumerate(users)]
+    return [
+        {
+            "user": u,
+            "hour": str((7 + 5 * i) % 24),
+            "weekday": str(i % 7),
+            "device": ("mobile", "tv", "desktop")[i % 3],
+            "region": regions[i % len(regions)],
+        }
+        for i, u in enumerate(users)
+    ]
 
 
 def render(query: dict):
@@ -91,8 +100,13 @@ def browser_seconds(data_dir: Path, query: dict, tries: int = 5) -> list[float] 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    child = subprocess.Popen([sys.executable, "-m", "app.cli", "--data-dir", str(data_dir), "serve", "--port", str(port)],
-                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "--data-dir", str(data_dir), "serve", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/?" + "&".join(f"{k}={v}" for k, v in query.items() if v is not None)
     out = []
     try:
@@ -103,8 +117,10 @@ def browser_seconds(data_dir: Path, query: dict, tries: int = 5) -> list[float] 
             except OSError:
                 time.sleep(0.5)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = p.chromium.launch(
+                executable_path=chromium,
+                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            )
             for i in range(tries + 1):  # the first warms the server's caches
                 page = browser.new_page(viewport={"width": 1440, "height": 900})
                 started = time.perf_counter()
@@ -131,10 +147,13 @@ def main() -> None:
     shutil.copytree(source, work)
     os.environ["VIDREC_DATA_DIR"] = str(work)
     import logging
+
     logging.getLogger("streamlit").setLevel(logging.ERROR)
     db = sqlite3.connect(work / "catalog.db")
-    size = db.execute("SELECT (SELECT COUNT(*) FROM videos), (SELECT COUNT(DISTINCT user_id) FROM interactions), "
-                      "(SELECT COUNT(*) FROM interactions)").fetchone()
+    size = db.execute(
+        "SELECT (SELECT COUNT(*) FROM videos), (SELECT COUNT(DISTINCT user_id) FROM interactions), "
+        "(SELECT COUNT(*) FROM interactions)"
+    ).fetchone()
     db.close()
     queries = requests(work, args.sessions + 1)
 
@@ -163,18 +182,29 @@ def main() -> None:
     in_browser = None if args.no_browser else browser_seconds(work, queries[1])
 
     med = statistics.median
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"load average {os.getloadavg()[0]:.1f} at the end")
-    print(f"catalog: {size[0]} videos, {size[1]} users, {size[2]} interactions ({'given' if args.data_dir else 'generated'})")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the end"
+    )
+    print(
+        f"catalog: {size[0]} videos, {size[1]} users, {size[2]} interactions "
+        f"({'given' if args.data_dir else 'generated'})"
+    )
     print(f"For you, cold first render (fresh process: API, model, indexes load): {cold:.2f} s")
-    print(f"For you, warm first render of a new session (AppTest, n={len(warm)}): median {med(warm) * 1000:.0f} ms, "
-          f"max {max(warm) * 1000:.0f} ms; cold/warm {cold / med(warm):.1f}x")
+    print(
+        f"For you, warm first render of a new session (AppTest, n={len(warm)}): median {med(warm) * 1000:.0f} ms, "
+        f"max {max(warm) * 1000:.0f} ms; cold/warm {cold / med(warm):.1f}x"
+    )
     print(f"context change in a warm session (one rerun): median {med(reruns) * 1000:.0f} ms")
-    print(f"of which Vidrec.recommend: median {med(recommend) * 1000:.0f} ms "
-          f"({med([r / w for r, w in zip(recommend, warm)]):.0%} of the render)")
+    print(
+        f"of which Vidrec.recommend: median {med(recommend) * 1000:.0f} ms "
+        f"({med([r / w for r, w in zip(recommend, warm)]):.0%} of the render)"
+    )
     if in_browser:
-        print(f"real browser, navigation to the rendered list, warm server (n={len(in_browser)}): "
-              f"median {med(in_browser) * 1000:.0f} ms")
+        print(
+            f"real browser, navigation to the rendered list, warm server (n={len(in_browser)}): "
+            f"median {med(in_browser) * 1000:.0f} ms"
+        )
     else:
         print("real browser: skipped (no chromium or playwright, or --no-browser)")
     shutil.rmtree(work.parent, ignore_errors=True)

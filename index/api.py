@@ -3,6 +3,7 @@
 Work that spans floors (ingest, then bring the indexes up to date) is orchestrated here, above
 `ingest/`, which never imports `index/`.
 """
+
 from __future__ import annotations
 
 import threading
@@ -22,8 +23,14 @@ from .vector_index import IndexConfig, IndexFileError
 
 
 class Vidrec:
-    def __init__(self, data_dir: Path | str, *, create: bool = False, index_config: IndexConfig = IndexConfig(),
-                 recommend_config: RecommendConfig = RecommendConfig()):
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        create: bool = False,
+        index_config: IndexConfig = IndexConfig(),
+        recommend_config: RecommendConfig = RecommendConfig(),
+    ):
         self.store = Store(data_dir, create=create)
         self.indexes = {FUSED: CatalogIndex(self.store, FUSED, index_config)}
         self.searcher = Searcher(self.store, index=self.indexes[FUSED])
@@ -34,8 +41,9 @@ class Vidrec:
     def status(self) -> dict:
         return self.store.status()
 
-    def ingest(self, paths: Sequence[Path | str] = (), manifest: Path | str | None = None,
-               options: IngestOptions | None = None) -> IngestReport:
+    def ingest(
+        self, paths: Sequence[Path | str] = (), manifest: Path | str | None = None, options: IngestOptions | None = None
+    ) -> IngestReport:
         """Ingest, then bring the indexes up to date so the new videos are searchable at once."""
         report = ingest(self.store, paths, manifest, options)
         if report.ingested or report.updated:
@@ -75,12 +83,24 @@ class Vidrec:
         return self.searcher.similar_to_file(path, k)
 
     # ---- recommendations ------------------------------------------------------------------------
-    def context(self, user_id: str, hour: int | None = None, weekday: int | None = None, device: str | None = None,
-                region: str | None = None) -> Context:
+    def context(
+        self,
+        user_id: str,
+        hour: int | None = None,
+        weekday: int | None = None,
+        device: str | None = None,
+        region: str | None = None,
+    ) -> Context:
         return self.recommender.context_for(user_id, hour, weekday, device, region)
 
-    def recommend(self, user_id: str, context: Context | None = None, k: int = 10, session_history: Sequence[str] = (),
-                  exclude: Sequence[str] = ()) -> dict:
+    def recommend(
+        self,
+        user_id: str,
+        context: Context | None = None,
+        k: int = 10,
+        session_history: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+    ) -> dict:
         context = context or self.context(user_id)
         return self.recommender.recommend(user_id, context, k, list(session_history), list(exclude))
 

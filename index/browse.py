@@ -4,9 +4,11 @@ map of the embeddings, and the model report read from the model's saved files.
 They live here rather than in the UI so that they are plain functions a test can call, and rather than
 in `index/api.py` because only the UI needs them. Nothing here writes to the store.
 """
+
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +29,9 @@ def _card(video: Video) -> dict:
     return {"video_id": video.video_id, "title": video.title, "category": video.category, "duration": video.duration}
 
 
-def video_page(store: Store, offset: int = 0, limit: int = 20, category: str | None = None,
-               text: str | None = None) -> tuple[int, list[dict]]:
+def video_page(
+    store: Store, offset: int = 0, limit: int = 20, category: str | None = None, text: str | None = None
+) -> tuple[int, list[dict]]:
     """(how many match, one page of them, newest first): a category filter and a plain substring match on
     title and tags, for browsing (semantic search is `Vidrec.search`)."""
     total, videos = store.videos.page(offset, limit, category, text)
@@ -40,9 +43,7 @@ def video_details(store: Store, video_id: str) -> dict | None:
     video = store.videos.get(video_id)
     if video is None:
         return None
-    out = {k: getattr(video, k) for k in ("video_id", "title", "description", "category", "published_at", "duration",
-                                          "fps", "width", "height", "codec", "rotation", "size_bytes", "added_at",
-                                          "path")}
+    out = {k: v for k, v in asdict(video).items() if k not in ("id", "content_hash", "tags", "changed")}
     out["tags"] = video.tag_list
     out["file_exists"] = Path(video.path).is_file()
     out["impressions"], out["clicks"], out["likes"] = store.interactions.audience(video_id)
@@ -54,8 +55,10 @@ def more_from_category(store: Store, video_id: str, k: int = 10) -> list[dict]:
     video = store.videos.get(video_id)
     if video is None or not video.category:
         return []
-    return [_card(v) | {"clicks": clicks}
-            for v, clicks in store.videos.most_clicked_in_category(video.category, k, exclude=video_id)]
+    return [
+        _card(v) | {"clicks": clicks}
+        for v, clicks in store.videos.most_clicked_in_category(video.category, k, exclude=video_id)
+    ]
 
 
 # ---- users and contexts ---------------------------------------------------------------------------------
@@ -81,9 +84,15 @@ def embedding_map(store: Store, field: str = "video_emb") -> list[dict]:
     out = []
     for video_id, (x, y) in zip(video_ids, xy):
         video = videos.get(video_id)
-        out.append({"video_id": video_id, "title": video.title if video else "",
-                    "category": (video.category if video else None) or UNLABELLED,
-                    "x": round(float(x), 5), "y": round(float(y), 5)})
+        out.append(
+            {
+                "video_id": video_id,
+                "title": video.title if video else "",
+                "category": (video.category if video else None) or UNLABELLED,
+                "x": round(float(x), 5),
+                "y": round(float(y), 5),
+            }
+        )
     return out
 
 
@@ -111,16 +120,30 @@ def model_report(store: Store, model_id: str | None = None) -> dict | None:
     curves = _read_json(files.curves) or {}
     diagnostics = _read_json(files.diagnostics) or {}
     clip = store.clips.current()
-    report = {"model_id": record.model_id, "arch": record.arch, "clip_version": record.clip_version,
-              "created_at": record.created_at, "stale": clip is None or record.clip_version != clip.version,
-              "split": config.get("split", {}), "best_epochs": config.get("best_epochs", {}),
-              "seconds": config.get("seconds"), "options": config.get("options", {}),
-              "metrics": metric_rows(metrics), "curves": curve_rows(curves),
-              "gates": diagnostic_gates(diagnostics) or gate_rows(curves, config),
-              "importance": importance_rows(diagnostics), "experts": expert_rows(diagnostics),
-              "warnings": [w for d in diagnostics.values() if isinstance(d, dict)
-                           for w in ((d.get("experts") or {}).get("warnings") or [])],
-              "ablations": None, "ablations_file": None}
+    report = {
+        "model_id": record.model_id,
+        "arch": record.arch,
+        "clip_version": record.clip_version,
+        "created_at": record.created_at,
+        "stale": clip is None or record.clip_version != clip.version,
+        "split": config.get("split", {}),
+        "best_epochs": config.get("best_epochs", {}),
+        "seconds": config.get("seconds"),
+        "options": config.get("options", {}),
+        "metrics": metric_rows(metrics),
+        "curves": curve_rows(curves),
+        "gates": diagnostic_gates(diagnostics) or gate_rows(curves, config),
+        "importance": importance_rows(diagnostics),
+        "experts": expert_rows(diagnostics),
+        "warnings": [
+            w
+            for d in diagnostics.values()
+            if isinstance(d, dict)
+            for w in ((d.get("experts") or {}).get("warnings") or [])
+        ],
+        "ablations": None,
+        "ablations_file": None,
+    }
     ablations = store.paths.ablations  # written by `vidrec eval --ablations`
     found = _read_json(ablations)
     if isinstance(found, dict) and found.get("rows"):
@@ -150,11 +173,18 @@ def curve_rows(curves: dict) -> list[dict]:
             for task, loss in (e.get("train_loss") or {}).items():
                 rows.append({"net": net, "epoch": epoch, "series": f"train loss: {task}", "value": float(loss)})
             if e.get("validation_score") is not None:
-                rows.append({"net": net, "epoch": epoch, "series": "validation score",
-                             "value": float(e["validation_score"])})
+                rows.append(
+                    {"net": net, "epoch": epoch, "series": "validation score", "value": float(e["validation_score"])}
+                )
             for task, values in (e.get("validation") or {}).items():
-                primary = next((values[m] for m in ("auc", "accuracy", "ndcg_at_10", "mae") if
-                                isinstance(values, dict) and values.get(m) is not None), None)
+                primary = next(
+                    (
+                        values[m]
+                        for m in ("auc", "accuracy", "ndcg_at_10", "mae")
+                        if isinstance(values, dict) and values.get(m) is not None
+                    ),
+                    None,
+                )
                 if primary is not None:
                     rows.append({"net": net, "epoch": epoch, "series": f"validation: {task}", "value": float(primary)})
     return rows
@@ -182,15 +212,23 @@ def _per_net(diagnostics: dict, part: str):
 
 def diagnostic_gates(diagnostics: dict) -> list[dict]:
     """diagnostics.json's learnt gates {net: {"gates": {group: value}}} -> rows {net, group, gate}."""
-    return [{"net": net, "group": g, "gate": float(v)} for net, gates in _per_net(diagnostics, "gates")
-            for g, v in gates.items()]
+    return [
+        {"net": net, "group": g, "gate": float(v)}
+        for net, gates in _per_net(diagnostics, "gates")
+        for g, v in gates.items()
+    ]
 
 
 def importance_rows(diagnostics: dict) -> list[dict]:
     """Permutation importance {net: {"importance": {task: {group: drop}}}} -> rows {net, task, group, drop}
     (the drop of the task's primary metric when the group is shuffled)."""
-    return [{"net": net, "task": task, "group": g, "drop": float(v)} for net, tasks in _per_net(diagnostics, "importance")
-            for task, groups in tasks.items() if isinstance(groups, dict) for g, v in groups.items()]
+    return [
+        {"net": net, "task": task, "group": g, "drop": float(v)}
+        for net, tasks in _per_net(diagnostics, "importance")
+        for task, groups in tasks.items()
+        if isinstance(groups, dict)
+        for g, v in groups.items()
+    ]
 
 
 def expert_rows(diagnostics: dict) -> list[dict]:
@@ -202,6 +240,12 @@ def expert_rows(diagnostics: dict) -> list[dict]:
         for task, weights in (experts.get("usage") or {}).items():
             labels = names.get(task) if isinstance(names, dict) else names
             for i, w in enumerate(weights):
-                rows.append({"net": net, "task": task, "expert": labels[i] if labels and i < len(labels) else f"expert {i}",
-                             "share": float(w)})
+                rows.append(
+                    {
+                        "net": net,
+                        "task": task,
+                        "expert": labels[i] if labels and i < len(labels) else f"expert {i}",
+                        "share": float(w),
+                    }
+                )
     return rows

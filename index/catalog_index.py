@@ -5,6 +5,7 @@ catalog revision it has seen. On load: another catalog, another CLIP, or a damag
 rebuild; a newer revision means an update in place (new videos added, changed and removed ones
 replaced) where the index type allows it, else a rebuild.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,7 +30,9 @@ def catalog_stamp(store: Store) -> dict:
     return {"catalog": store.catalog_id, "clip_version": clip.version if clip else None, "revision": store.revision}
 
 
-def changed_only(store: Store, ids: np.ndarray, vectors: np.ndarray, since: int | None) -> tuple[np.ndarray, np.ndarray]:
+def changed_only(
+    store: Store, ids: np.ndarray, vectors: np.ndarray, since: int | None
+) -> tuple[np.ndarray, np.ndarray]:
     """The (ids, vectors) of videos changed after catalog revision `since` (all of them for None)."""
     if since is None:
         return ids, vectors
@@ -37,8 +40,9 @@ def changed_only(store: Store, ids: np.ndarray, vectors: np.ndarray, since: int 
     return ids[keep], vectors[keep]
 
 
-def fused_vectors(store: Store, weights: FusionWeights = FusionWeights(), since: int | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def fused_vectors(
+    store: Store, weights: FusionWeights = FusionWeights(), since: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(int64 ids, fused [N, 2D] vectors) of the catalog's current embeddings (changed after `since`)."""
     ids, _, video = store.embeddings.matrix("video_emb")
     _, _, text = store.embeddings.matrix("text_emb")

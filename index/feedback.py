@@ -2,6 +2,7 @@
 a like or a skip does to an impression's outcome, and how a session's feedback becomes history at once
 (before any retraining). The UI keeps layout and session state; the writes are the store's.
 """
+
 from __future__ import annotations
 
 import time
@@ -27,12 +28,14 @@ def outcome_after(action: str, previous: Outcome, watch_seconds: float | None = 
 
 def impression(user_id: str, video_id: str, context: Context, ts: int) -> Interaction:
     """An impression shown in the UI in the chosen context, not clicked (yet)."""
-    return Interaction(user_id, video_id, ts, 0, context.hour, context.weekday, context.device, context.region, 0,
-                       None, None)
+    return Interaction(
+        user_id, video_id, ts, 0, context.hour, context.weekday, context.device, context.region, 0, None, None
+    )
 
 
-def log_impressions(store: Store, user_id: str, video_ids: list[str], context: Context,
-                    when: float | None = None) -> int:
+def log_impressions(
+    store: Store, user_id: str, video_ids: list[str], context: Context, when: float | None = None
+) -> int:
     """What the UI showed, as impressions in the chosen context; feedback later marks the outcome. Returns
     the impressions' timestamp."""
     ts = int(when if when is not None else time.time())
@@ -40,16 +43,24 @@ def log_impressions(store: Store, user_id: str, video_ids: list[str], context: C
     return ts
 
 
-def record_feedback(store: Store, user_id: str, video_id: str, action: str, context: Context,
-                    watch_seconds: float | None = None, when: float | None = None) -> Outcome:
+def record_feedback(
+    store: Store,
+    user_id: str,
+    video_id: str,
+    action: str,
+    context: Context,
+    watch_seconds: float | None = None,
+    when: float | None = None,
+) -> Outcome:
     """Mark the outcome of the user's latest UI impression of this video (logging one if there is none)."""
     if action not in FEEDBACK:
         raise ValueError(f"feedback must be one of {', '.join(FEEDBACK)}, not {action!r}")
     if store.videos.get(video_id) is None:
         raise ValueError(f"unknown video_id {video_id!r}")
     shown = impression(user_id, video_id, context, int(when if when is not None else time.time()))
-    return store.interactions.update_latest(shown, UI_SOURCE, lambda previous: outcome_after(action, previous,
-                                                                                              watch_seconds))
+    return store.interactions.update_latest(
+        shown, UI_SOURCE, lambda previous: outcome_after(action, previous, watch_seconds)
+    )
 
 
 @dataclass

@@ -6,11 +6,13 @@ vectors (a FAISS index of the model's video vectors), what is popular in this co
 time of day), and fresh or exploratory videos. Already-watched videos are left out. A new video with
 no interactions reaches lists through its content (retrieval vectors and neighbours come from CLIP).
 """
+
 from __future__ import annotations
 
 import math
 import random
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -51,7 +53,8 @@ class Recommender:
         self._model_key: tuple | None = None  # (newest model id, CLIP version) the loaded model answers to
         self._model_index: CatalogIndex | None = None
         self._catalog: tuple[int, list[str], list[str]] | None = None  # (store revision, newest, all video ids)
-        self._popularity: tuple[tuple, dict] | None = None
+        # (store revision and log marker, (clicks per (video, device, part of day), ranked lists per context))
+        self._popularity: tuple[tuple, tuple[Counter, dict]] | None = None
 
     # ---- the model and its retrieval index ------------------------------------------------------
     @property
@@ -71,23 +74,40 @@ class Recommender:
     def model_index(self) -> CatalogIndex:
         model = self.model
         if self._model_index is None:
+
             def source(since: int | None) -> tuple[np.ndarray, np.ndarray]:
                 ids, _, vectors = model.video_vectors()
                 return changed_only(self.store, ids, vectors, since)
-            self._model_index = CatalogIndex(self.store, f"model-{model.model_id}"[:60], self.searcher.index.config,
-                                             source=source, extra_stamp={"model": model.model_id})
+
+            self._model_index = CatalogIndex(
+                self.store,
+                f"model-{model.model_id}"[:60],
+                self.searcher.index.config,
+                source=source,
+                extra_stamp={"model": model.model_id},
+            )
         self._model_index.ensure()
         return self._model_index
 
     # ---- context --------------------------------------------------------------------------------
-    def context_for(self, user_id: str, hour: int | None = None, weekday: int | None = None,
-                    device: str | None = None, region: str | None = None) -> Context:
+    def context_for(
+        self,
+        user_id: str,
+        hour: int | None = None,
+        weekday: int | None = None,
+        device: str | None = None,
+        region: str | None = None,
+    ) -> Context:
         """Missing parts: now in local time, and the user's usual device and region (the catalog's most
         usual ones for a user it has never seen)."""
         now = datetime.now().astimezone()
         usual = self.usual(user_id)
-        return Context(hour=now.hour if hour is None else hour, weekday=now.weekday() if weekday is None else weekday,
-                       device=device or usual["device"], region=region or usual["region"])
+        return Context(
+            hour=now.hour if hour is None else hour,
+            weekday=now.weekday() if weekday is None else weekday,
+            device=device or usual["device"],
+            region=region or usual["region"],
+        )
 
     def usual(self, user_id: str) -> dict[str, str | None]:
         """The user's most frequent device and region (the whole log's for a user it does not know)."""
@@ -95,8 +115,14 @@ class Recommender:
         return {column: log.most_common(column, user_id) or log.most_common(column) for column in ("device", "region")}
 
     # ---- recommending -----------------------------------------------------------------------------
-    def recommend(self, user_id: str, context: Context, k: int = 10, session_history: list[str] = (),
-                  exclude: list[str] = ()) -> dict:
+    def recommend(
+        self,
+        user_id: str,
+        context: Context,
+        k: int = 10,
+        session_history: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+    ) -> dict:
         """A list of k videos for this user in this context; `session_history` (videos just watched or
         liked in the UI, most recent last) counts as history before any retraining."""
         if k < 1:
@@ -126,9 +152,16 @@ class Recommender:
             reasons = list(dict.fromkeys(candidates[video_id]))
             if categories[video_id] in interests:
                 reasons.insert(0, f"matches your interest in {categories[video_id]}")
-            items.append({"video_id": video_id, "title": titles.get(video_id, ""), "score": round(float(fused[i]), 4),
-                          "scores": {t: round(float(v[i]), 4) for t, v in scores.items()},
-                          "reasons": reasons[:3], "category": categories[video_id]})
+            items.append(
+                {
+                    "video_id": video_id,
+                    "title": titles.get(video_id, ""),
+                    "score": round(float(fused[i]), 4),
+                    "scores": {t: round(float(v[i]), 4) for t, v in scores.items()},
+                    "reasons": reasons[:3],
+                    "category": categories[video_id],
+                }
+            )
         return {"items": items, "cold_start": cold_start, "context": context.__dict__}
 
     def fuse(self, scores: dict[str, np.ndarray]) -> np.ndarray:
@@ -150,7 +183,9 @@ class Recommender:
             for item in self.searcher.similar(seed, self.config.per_seed):
                 candidates[item["video_id"]].append(f"like “{title}” you watched")
 
-    def _from_retrieval(self, model: LoadedModel, user_id: str, context: Context, history: list[str], candidates: dict) -> None:
+    def _from_retrieval(
+        self, model: LoadedModel, user_id: str, context: Context, history: list[str], candidates: dict
+    ) -> None:
         index = self.model_index()
         query = model.user_vector(user_id, context, history=history).astype(np.float32)[None]
         _, ids = index.search(query, self.config.retrieval)
@@ -164,10 +199,10 @@ class Recommender:
         slot = daypart(context.hour)
         key = (context.device, slot)
         if key not in ranked:  # computed once per context and store revision
-            score = Counter()
+            score: dict[str, float] = defaultdict(float)
             for (video_id, device, part), clicks in counts.items():
                 score[video_id] += clicks * (1.0 if (device, part) == key else 0.3 if part == slot else 0.1)
-            ranked[key] = score.most_common()
+            ranked[key] = sorted(score.items(), key=lambda item: -item[1])
         return ranked[key][:k]
 
     def _popular(self, context: Context, candidates: dict) -> None:
@@ -215,7 +250,7 @@ class Recommender:
         relevance = scores / max(float(scores.max()), 1e-9)
         categories = self._labels(pool)
         cap = max(1, math.ceil(self.config.category_share * k))
-        per_category = Counter()
+        per_category: Counter[str | None] = Counter()
         chosen: list[int] = []
         best_sim = np.full(len(pool), -np.inf)
         lam = self.config.mmr_lambda

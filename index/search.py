@@ -4,6 +4,7 @@ The queries go through the same fusion as the catalog (models/fusion.py): a vide
 text, a text through CLIP's text tower on both halves, an image or uploaded clip through the image
 tower on the frames half only.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -89,6 +90,6 @@ class Searcher:
         scale = self.weights.video + self.weights.text  # a weighted mean of the two cosines, in [-1, 1]
         pairs = [(int(i), float(s) / scale) for s, i in zip(scores[0], ids[0]) if i >= 0 and i != exclude][:k]
         names = self.store.videos.names([i for i, _ in pairs])
-        return [{"video_id": names[i][0], "title": names[i][1], "similarity": round(s, 4)}
-                for i, s in pairs if i in names]
-
+        return [
+            {"video_id": names[i][0], "title": names[i][1], "similarity": round(s, 4)} for i, s in pairs if i in names
+        ]

@@ -6,6 +6,7 @@ parameters tuned to a recall target against exact search, the GPU when there is 
 One code path for CPU and GPU: the index is built on the CPU, moved to the GPU when faiss can see one,
 and moved back before it is written.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -91,6 +92,7 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, kind: str, config: IndexCo
     vectors, ids = _check(vectors, ids)
     n, dim = vectors.shape
     params: dict = {}
+    index: faiss.Index
     if kind == "flat":
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
     elif kind == "hnsw":
@@ -104,8 +106,9 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, kind: str, config: IndexCo
         if kind == "ivf":
             index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         elif kind == "ivfsq":
-            index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                                  faiss.METRIC_INNER_PRODUCT)
+            index = faiss.IndexIVFScalarQuantizer(
+                quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+            )
         else:
             m = _pq_subquantizers(dim)
             nbits = 8 if n >= 256 * 39 else 4  # 8-bit codebooks need ~10k training points
@@ -149,8 +152,9 @@ def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
     return round(float(np.mean(hits)), 4) if hits else 1.0
 
 
-def tune_search(index, kind: str, params: dict, vectors: np.ndarray, ids: np.ndarray,
-                config: IndexConfig) -> tuple[dict, float]:
+def tune_search(
+    index, kind: str, params: dict, vectors: np.ndarray, ids: np.ndarray, config: IndexConfig
+) -> tuple[dict, float]:
     """The cheapest search setting whose recall@k on a sample of queries reaches the target; where none
     does (PQ codes cap recall), the cheapest within `recall_plateau` of the best, rather than a search
     of every list that buys nothing."""
@@ -233,8 +237,14 @@ class FaissIndex:
         self.native, self.info, self._ids = native, info, np.sort(np.asarray(ids, np.int64))
 
     @classmethod
-    def build(cls, name: str, vectors: np.ndarray, ids: np.ndarray, config: IndexConfig = IndexConfig(),
-              stamp: dict | None = None) -> FaissIndex:
+    def build(
+        cls,
+        name: str,
+        vectors: np.ndarray,
+        ids: np.ndarray,
+        config: IndexConfig = IndexConfig(),
+        stamp: dict | None = None,
+    ) -> FaissIndex:
         """Choose, build, tune, and (when there is a GPU) move an index."""
         vectors, ids = _check(vectors, ids)
         started = time.perf_counter()
@@ -242,9 +252,18 @@ class FaissIndex:
         native, params = build_index(vectors, ids, kind, config)
         search, recall = tune_search(native, kind, params, vectors, ids, config) if len(vectors) else ({}, 1.0)
         native, device = to_device(native)
-        info = IndexInfo(name=name, type=kind, size=int(native.ntotal), dim=int(vectors.shape[1]), params=params,
-                         search=search, recall=recall, device=device,
-                         build_seconds=round(time.perf_counter() - started, 3), stamp=stamp or {})
+        info = IndexInfo(
+            name=name,
+            type=kind,
+            size=int(native.ntotal),
+            dim=int(vectors.shape[1]),
+            params=params,
+            search=search,
+            recall=recall,
+            device=device,
+            build_seconds=round(time.perf_counter() - started, 3),
+            stamp=stamp or {},
+        )
         return cls(native, info, ids)
 
     @classmethod
@@ -258,15 +277,18 @@ class FaissIndex:
         except (ValueError, TypeError) as exc:
             raise IndexFileError(f"{files.description.name} is unreadable: {exc}") from exc
         if files.data.stat().st_size != described.get("bytes"):
-            raise IndexFileError(f"{files.data.name} has {files.data.stat().st_size} bytes, its description says "
-                                 f"{described.get('bytes')}")
+            raise IndexFileError(
+                f"{files.data.name} has {files.data.stat().st_size} bytes, its description says "
+                f"{described.get('bytes')}"
+            )
         try:
             native = faiss.read_index(str(files.data))
         except RuntimeError as exc:
             raise IndexFileError(f"{files.data.name} is unreadable: {' '.join(str(exc).split())[:200]}") from exc
         if native.ntotal != info.size or native.d != info.dim:
-            raise IndexFileError(f"{files.data.name} holds {native.ntotal}x{native.d}, its description says "
-                                 f"{info.size}x{info.dim}")
+            raise IndexFileError(
+                f"{files.data.name} holds {native.ntotal}x{native.d}, its description says {info.size}x{info.dim}"
+            )
         try:
             ids = np.load(files.ids)
         except (OSError, ValueError) as exc:

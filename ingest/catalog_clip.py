@@ -4,6 +4,7 @@ Versions).
 Weights that exist nowhere else (a fresh tiny CLIP, a local checkpoint that may move, a tuned
 version) are kept as safetensors under `clip/` in the data directory, so the catalog is self-contained.
 """
+
 from __future__ import annotations
 
 from models.clip import DEFAULT_SPEC, ClipError, ClipModel, load_clip, parse_clip_spec
@@ -15,7 +16,9 @@ class ClipMismatch(ClipError):
     """A --clip that differs from the one the catalog's embeddings were made with."""
 
 
-def open_catalog_clip(store: Store, requested: str | None = None, *, device: str | None = None) -> tuple[ClipModel, int]:
+def open_catalog_clip(
+    store: Store, requested: str | None = None, *, device: str | None = None
+) -> tuple[ClipModel, int]:
     """Load the catalog's current CLIP (recording one on first use) and return it with its version."""
     current = store.clips.current()
     wanted = parse_clip_spec(requested) if requested else None
@@ -25,7 +28,8 @@ def open_catalog_clip(store: Store, requested: str | None = None, *, device: str
         if store.embeddings.exist():
             raise ClipMismatch(
                 f"this catalog's embeddings were made with CLIP {current.spec} (version {current.version}); "
-                f"ingest without --clip to use it, or use another --data-dir for {wanted}")
+                f"ingest without --clip to use it, or use another --data-dir for {wanted}"
+            )
     spec = wanted or parse_clip_spec(DEFAULT_SPEC)
     clip = load_clip(spec, device=device)
     with store.transaction():
@@ -33,8 +37,13 @@ def open_catalog_clip(store: Store, requested: str | None = None, *, device: str
         weights = None
         if spec.kind in ("tiny", "checkpoint"):
             weights = save_weights(store, clip, version)
-        store.clips.add(version, str(spec), weights, None,
-                        {"embed_dim": clip.embed_dim, "image_size": clip.image_size, "tuned": False})
+        store.clips.add(
+            version,
+            str(spec),
+            weights,
+            None,
+            {"embed_dim": clip.embed_dim, "image_size": clip.image_size, "tuned": False},
+        )
         store.clips.make_current(version)
     return clip, version
 

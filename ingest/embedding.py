@@ -1,5 +1,6 @@
 """The CLIP step of ingest: a video's embeddings from its kept frames and its text. One definition,
 used by ingest and by re-embedding after `tune-clip`, so both give the same vectors."""
+
 from __future__ import annotations
 
 import io
@@ -23,7 +24,7 @@ def frame_embeddings(clip: ClipModel, frames: list[torch.Tensor]) -> list[dict[s
     flat = clip.encode_images(torch.cat(frames))
     out, offset = [], 0
     for video in frames:
-        own = flat[offset:offset + len(video)]
+        own = flat[offset : offset + len(video)]
         offset += len(video)
         out.append({"frames_emb": own, "video_emb": normalise(own.mean(0, keepdims=True))[0]})
     return out
@@ -38,8 +39,10 @@ def text_embeddings(clip: ClipModel, rows: list[dict]) -> list[dict[str, np.ndar
         tags = ", ".join(filter(None, (row.get("tags") or "").split("|")))
         texts += [row.get("title") or "", row.get("description") or "", tags]
     emb = clip.encode_texts(texts).reshape(len(rows), 3, -1)
-    return [{"title_emb": f[0], "desc_emb": f[1], "tags_emb": f[2], "text_emb": normalise(f.sum(0, keepdims=True))[0]}
-            for f in emb]
+    return [
+        {"title_emb": f[0], "desc_emb": f[1], "tags_emb": f[2], "text_emb": normalise(f.sum(0, keepdims=True))[0]}
+        for f in emb
+    ]
 
 
 def embed(clip: ClipModel, frames: list[torch.Tensor], rows: list[dict]) -> list[dict[str, np.ndarray]]:

@@ -4,6 +4,7 @@ A row is identified by (user_id, video_id, timestamp), so importing the same row
 Malformed rows and rows naming unknown videos are skipped and reported by line (line 1 is the header;
 for Parquet, row i is line i + 2 as if it had one).
 """
+
 from __future__ import annotations
 
 import csv
@@ -103,15 +104,28 @@ def parse_row(raw: dict, known_videos: set[str]) -> Interaction:
     if video_id not in known_videos:
         raise ValueError(f"unknown video_id {video_id[:60]!r}")
     ts, offset, local = parse_timestamp(raw.get("timestamp"))
-    clicked = _flag(raw.get("clicked"), "clicked", required=True)
+    clicked = _flag(raw.get("clicked"), "clicked")
+    if clicked is None:
+        raise ValueError("missing clicked")
     liked = _flag(raw.get("liked"), "liked")
     if liked and not clicked:
         raise ValueError("liked without a click")
     watch = _number(raw.get("watch_seconds"), "watch_seconds")
     if watch is not None and watch < 0:
         raise ValueError(f"watch_seconds {watch} is negative")
-    return Interaction(user_id, video_id, ts, offset, local.hour, local.weekday(),
-                       _str(raw.get("device")) or None, _str(raw.get("region")) or None, clicked, liked, watch)
+    return Interaction(
+        user_id,
+        video_id,
+        ts,
+        offset,
+        local.hour,
+        local.weekday(),
+        _str(raw.get("device")) or None,
+        _str(raw.get("region")) or None,
+        clicked,
+        liked,
+        watch,
+    )
 
 
 def parse_timestamp(value) -> tuple[int, int, datetime]:
@@ -141,11 +155,10 @@ def _str(value) -> str:
     return "" if value is None else str(value).strip()
 
 
-def _flag(value, name: str, required: bool = False) -> int | None:
+def _flag(value, name: str) -> int | None:
+    """0 or 1; None where the cell is empty (or NaN)."""
     text = _str(value).lower()
     if not text or text == "nan":
-        if required:
-            raise ValueError(f"missing {name}")
         return None
     if text in ("1", "1.0", "true"):
         return 1

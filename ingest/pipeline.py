@@ -6,6 +6,7 @@ Workers (PyAV and PIL release the GIL) decode and preprocess while the main thre
 decoding overlaps encoding. A video is written whole (metadata, kept frames, thumbnail, embeddings)
 or not at all, so an ingest killed at any point resumes without duplicates or half-written videos.
 """
+
 from __future__ import annotations
 
 import sys
@@ -53,8 +54,12 @@ class IngestReport:
         return asdict(self)
 
 
-def ingest(store: Store, paths: Sequence[Path | str] = (), manifest: Path | str | None = None,
-           options: IngestOptions | None = None) -> IngestReport:
+def ingest(
+    store: Store,
+    paths: Sequence[Path | str] = (),
+    manifest: Path | str | None = None,
+    options: IngestOptions | None = None,
+) -> IngestReport:
     """Add the videos found in `paths` and `manifest` to the catalog; see IngestReport for what it says."""
     options = options or IngestOptions()
     started = time.perf_counter()
@@ -71,15 +76,22 @@ def ingest(store: Store, paths: Sequence[Path | str] = (), manifest: Path | str 
     return report
 
 
-def write(store: Store, version: int, videos: list[PreparedVideo], embeddings: list[dict[str, np.ndarray]],
-          updates: list[tuple[str, dict, dict[str, np.ndarray]]], report: IngestReport) -> None:
+def write(
+    store: Store,
+    version: int,
+    videos: list[PreparedVideo],
+    embeddings: list[dict[str, np.ndarray]],
+    updates: list[tuple[str, dict, dict[str, np.ndarray]]],
+    report: IngestReport,
+) -> None:
     """The store step: new videos (whole) and text updates of known ones, in one transaction."""
     with store.transaction():
         for video, vectors in zip(videos, embeddings):
             row = video.row()
             if store.videos.get(row["video_id"]) is not None:
-                report.failed.append({"path": row["path"],
-                                      "reason": f"video_id {row['video_id']!r} already names another file"})
+                report.failed.append(
+                    {"path": row["path"], "reason": f"video_id {row['video_id']!r} already names another file"}
+                )
                 continue
             store.videos.add(row, video.frames, video.thumbnail, vectors, version)
             report.ingested += 1
@@ -96,17 +108,23 @@ class _Run:
 
     def run(self, entries: list) -> None:
         self.done, self.total = 0, len(entries)
-        progress = tqdm(total=len(entries), unit="video", desc="ingest", file=sys.stderr,
-                        disable=not self.options.progress, dynamic_ncols=True)
-        in_flight: deque[Future] = deque()
+        progress = tqdm(
+            total=len(entries),
+            unit="video",
+            desc="ingest",
+            file=sys.stderr,
+            disable=not self.options.progress,
+            dynamic_ncols=True,
+        )
+        in_flight: deque[Future[tuple[Prepared, torch.Tensor | None]]] = deque()
         workers = max(1, self.options.workers)
         with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
             for entry in entries:  # results are taken in input order, so ids follow the input
                 in_flight.append(pool.submit(self.prepare, entry))
                 if len(in_flight) >= 4 * workers:
-                    self.take(*in_flight.popleft().result(), progress)
+                    self.take(in_flight.popleft().result(), progress)
             while in_flight:
-                self.take(*in_flight.popleft().result(), progress)
+                self.take(in_flight.popleft().result(), progress)
         self.flush()
         progress.close()
 
@@ -117,7 +135,8 @@ class _Run:
             return result, pixels(self.clip, [j for _, j in result.frames])
         return result, None
 
-    def take(self, result: Prepared, frames: torch.Tensor | None, progress) -> None:
+    def take(self, prepared: tuple[Prepared, torch.Tensor | None], progress: tqdm) -> None:
+        result, frames = prepared
         if isinstance(result, Refused):
             self.report.failed.append(result.to_json())
         elif isinstance(result, AlreadyHeld) or result.content_hash in self.owners:
@@ -157,5 +176,11 @@ class _Run:
             video = self.store.videos.get(video_id)
             merged.append({**(video.text_fields() if video else {}), **changes})
         text = text_embeddings(self.clip, merged)
-        write(self.store, self.version, [video for video, _ in batch], vectors,
-              [(video_id, changes, t) for (video_id, changes), t in zip(updates, text)], self.report)
+        write(
+            self.store,
+            self.version,
+            [video for video, _ in batch],
+            vectors,
+            [(video_id, changes, t) for (video_id, changes), t in zip(updates, text)],
+            self.report,
+        )

@@ -5,6 +5,7 @@ a thread, a process or on another machine: hash the bytes, probe and sample K fr
 JPEGs (short side at most the CLIP input size) with a thumbnail. Embedding is the next step
 (`ingest/embedding.py`), writing to the store the last (`ingest/pipeline.py`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,9 +39,18 @@ class PreparedVideo:
 
     def row(self) -> dict:
         """The store's row for it: the manifest's metadata where given, the file's name as the title otherwise."""
-        row = {"video_id": self.video_id, "content_hash": self.content_hash, "path": str(self.entry.path),
-               "title": self.entry.path.stem, "description": "", "tags": "", "category": None, "published_at": None,
-               "size_bytes": self.size_bytes, **self.probe}
+        row = {
+            "video_id": self.video_id,
+            "content_hash": self.content_hash,
+            "path": str(self.entry.path),
+            "title": self.entry.path.stem,
+            "description": "",
+            "tags": "",
+            "category": None,
+            "published_at": None,
+            "size_bytes": self.size_bytes,
+            **self.probe,
+        }
         row.update(self.entry.metadata())
         return row
 
@@ -81,8 +91,14 @@ def prepare_file(entry: Entry, frames: int = FRAMES_PER_VIDEO, known_hashes: Con
         return Refused(entry, str(exc))
     images = [image for _, image in sampled.frames]
     probe = {k: getattr(sampled, k) for k in ("duration", "fps", "width", "height", "codec", "rotation")}
-    return PreparedVideo(entry, content_hash, size, probe, [(t, jpeg(image)) for t, image in sampled.frames],
-                         jpeg(images[len(images) // 2], THUMBNAIL_QUALITY))
+    return PreparedVideo(
+        entry,
+        content_hash,
+        size,
+        probe,
+        [(t, jpeg(image)) for t, image in sampled.frames],
+        jpeg(images[len(images) // 2], THUMBNAIL_QUALITY),
+    )
 
 
 def hash_file(entry: Entry) -> tuple[str, int]:

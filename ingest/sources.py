@@ -3,17 +3,34 @@
 Each input becomes an `Entry`; each unusable manifest row or path becomes a failure with a one-line
 reason, and the rest goes on.
 """
+
 from __future__ import annotations
 
 import csv
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts",
-                    ".wmv", ".flv", ".3gp", ".ogv", ".mxf"}
+VIDEO_EXTENSIONS = {
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".m2ts",
+    ".wmv",
+    ".flv",
+    ".3gp",
+    ".ogv",
+    ".mxf",
+}
 VIDEO_ID_PATTERN = re.compile(r"[^\s/\\]{1,128}")
 
 
@@ -32,7 +49,7 @@ class Entry:
 
     def metadata(self) -> dict:
         """The text fields as the store keeps them; fields the input did not give are left out."""
-        out = {}
+        out: dict[str, str | None] = {}
         if self.title is not None:
             out["title"] = self.title
         if self.description is not None:
@@ -55,7 +72,7 @@ class Collected:
         self.failed.append({"path": str(path), "reason": reason})
 
 
-def collect(paths: list[Path | str] = (), manifest: Path | str | None = None) -> Collected:
+def collect(paths: Sequence[Path | str] = (), manifest: Path | str | None = None) -> Collected:
     """Files given directly are always tried; folders are walked for files with video extensions."""
     out = Collected()
     if manifest is not None:
@@ -152,5 +169,13 @@ def _entry_from_row(row: dict, base: Path, where: str) -> Entry:
             datetime.fromisoformat(published.replace("Z", "+00:00"))
         except ValueError:
             raise ValueError(f"published_at {published[:40]!r} is not ISO 8601") from None
-    return Entry(path=path, video_id=video_id, title=_text(row, "title"), description=_text(row, "description"),
-                 tags=tags, category=_text(row, "category"), published_at=published, origin=where)
+    return Entry(
+        path=path,
+        video_id=video_id,
+        title=_text(row, "title"),
+        description=_text(row, "description"),
+        tags=tags,
+        category=_text(row, "category"),
+        published_at=published,
+        origin=where,
+    )

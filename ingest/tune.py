@@ -6,6 +6,7 @@ Re-embedding writes the new version's rows beside the old ones in batches and sw
 transaction at the end; a run killed half-way leaves the new weights recorded as pending, and the
 next `tune-clip` finishes that re-embedding first.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,7 +17,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from models.clip import ClipModel
@@ -59,8 +59,14 @@ def tune_catalog_clip(store: Store, options: TuneOptions | None = None) -> dict:
     if pending is not None:
         logger.info("finishing the re-embedding with CLIP version %d left by an interrupted run", pending.version)
         reembed(store, pending.version, progress=options.progress, device=options.device)
-        return {"clip": _clip_json(store), "before": pending.info.get("before"), "after": pending.info.get("after"),
-                "replaced": True, "resumed": True, "seconds": round(time.perf_counter() - started, 3)}
+        return {
+            "clip": _clip_json(store),
+            "before": pending.info.get("before"),
+            "after": pending.info.get("after"),
+            "replaced": True,
+            "resumed": True,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
 
     rows = store.videos.all()
     titled = [r for r in rows if r.title.strip()]
@@ -73,13 +79,27 @@ def tune_catalog_clip(store: Store, options: TuneOptions | None = None) -> dict:
     training = [r for r in rows if r.id not in holdout]
     frames = {r.id: [jpeg for _, jpeg in store.videos.kept_frames(r.id)] for r in rows}
     texts = [training_texts(r) for r in training]
-    pairs = PairSet(frames=[pixels(clip, frames[r.id]).half() for r in training], texts=texts,
-                    weights=script_balanced_weights(texts))
+    pairs = PairSet(
+        frames=[pixels(clip, frames[r.id]).half() for r in training],
+        texts=texts,
+        weights=script_balanced_weights(texts),
+    )
     from_scratch = current.parent is None and current.spec == "tiny"
-    config = TuneConfig(epochs=options.epochs, batch_size=options.batch_size, seed=options.seed,
-                        lr=options.lr or (1e-3 if from_scratch else 1e-5))
-    history = tune_clip(clip.model, clip.tokenizer, pairs, config, encode_text=clip.encode_tokens, device=clip.device,
-                        progress=options.progress)
+    config = TuneConfig(
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        seed=options.seed,
+        lr=options.lr or (1e-3 if from_scratch else 1e-5),
+    )
+    history = tune_clip(
+        clip.model,
+        clip.tokenizer,
+        pairs,
+        config,
+        encode_text=clip.encode_tokens,
+        device=clip.device,
+        progress=options.progress,
+    )
 
     tuned = embed_videos(clip, rows, frames, progress=options.progress)
     after = evaluate(tuned, rows, holdout, clip)
@@ -87,8 +107,14 @@ def tune_catalog_clip(store: Store, options: TuneOptions | None = None) -> dict:
     if replaced:
         version = _record_version(store, clip, current, before, after, history, options)
         reembed(store, version, clip=clip, precomputed=tuned, progress=options.progress)
-    return {"clip": _clip_json(store), "before": before, "after": after, "replaced": replaced,
-            "history": history, "seconds": round(time.perf_counter() - started, 3)}
+    return {
+        "clip": _clip_json(store),
+        "before": before,
+        "after": after,
+        "replaced": replaced,
+        "history": history,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
 
 
 def training_texts(video: Video) -> list[str]:
@@ -118,14 +144,17 @@ def evaluate(embeddings: dict[int, dict], rows: list[Video], holdout: set[int], 
     position = {vid: i for i, vid in enumerate(ids)}
     video = np.stack([embeddings[v]["video_emb"] for v in ids])
     queries = [r.id for r in rows if r.id in holdout and r.title.strip() and r.id in position]
-    metrics = recall_at_k(np.stack([embeddings[v]["title_emb"] for v in queries]), video,
-                          np.array([position[v] for v in queries]))
+    metrics = recall_at_k(
+        np.stack([embeddings[v]["title_emb"] for v in queries]), video, np.array([position[v] for v in queries])
+    )
     labelled = [r for r in rows if r.id in holdout and r.category and r.id in position]
     categories = sorted({r.category for r in labelled if r.category})
     metrics["category_p10"] = 0.0
     if clip is not None and categories:
-        catalog = fuse_catalog(np.stack([embeddings[r.id]["video_emb"] for r in labelled]),
-                               np.stack([embeddings[r.id]["text_emb"] for r in labelled]))
+        catalog = fuse_catalog(
+            np.stack([embeddings[r.id]["video_emb"] for r in labelled]),
+            np.stack([embeddings[r.id]["text_emb"] for r in labelled]),
+        )
         scores = fuse_text_query(clip.encode_texts(categories)) @ catalog.T
         relevant = np.array([[r.category == c for r in labelled] for c in categories])
         metrics["category_p10"] = precision_at_k(scores, relevant, 10)
@@ -145,30 +174,57 @@ def store_embeddings(store: Store, version: int) -> dict[int, dict]:
     return out
 
 
-def embed_videos(clip: ClipModel, rows: list[Video], frames: dict[int, list[bytes]], *, progress: bool = False,
-                 batch: int = WRITE_BATCH) -> dict[int, dict]:
+def embed_videos(
+    clip: ClipModel,
+    rows: list[Video],
+    frames: dict[int, list[bytes]],
+    *,
+    progress: bool = False,
+    batch: int = WRITE_BATCH,
+) -> dict[int, dict]:
     """All embeddings of these videos, from their kept frames and their text."""
     out: dict[int, dict] = {}
     for start in tqdm(range(0, len(rows), batch), desc="embed", unit="batch", file=sys.stderr, disable=not progress):
-        chunk = rows[start:start + batch]
+        chunk = rows[start : start + batch]
         vectors = embed(clip, [pixels(clip, frames[r.id]) for r in chunk], [r.text_fields() for r in chunk])
         out.update({row.id: v for row, v in zip(chunk, vectors)})
     return out
 
 
-def _record_version(store: Store, clip: ClipModel, current: ClipVersion, before, after, history,
-                    options: TuneOptions) -> int:
+def _record_version(
+    store: Store, clip: ClipModel, current: ClipVersion, before, after, history, options: TuneOptions
+) -> int:
     with store.transaction():
         version = store.clips.next_version()
-        store.clips.add(version, current.spec, save_weights(store, clip, version), current.version,
-                        {"tuned": True, "pending": True, "before": before, "after": after,
-                         "history": history, "epochs": options.epochs, "seed": options.seed,
-                         "embed_dim": clip.embed_dim, "image_size": clip.image_size})
+        store.clips.add(
+            version,
+            current.spec,
+            save_weights(store, clip, version),
+            current.version,
+            {
+                "tuned": True,
+                "pending": True,
+                "before": before,
+                "after": after,
+                "history": history,
+                "epochs": options.epochs,
+                "seed": options.seed,
+                "embed_dim": clip.embed_dim,
+                "image_size": clip.image_size,
+            },
+        )
     return version
 
 
-def reembed(store: Store, version: int, *, clip: ClipModel | None = None, precomputed: dict[int, dict] | None = None,
-            progress: bool = True, device: str | None = None) -> int:
+def reembed(
+    store: Store,
+    version: int,
+    *,
+    clip: ClipModel | None = None,
+    precomputed: dict[int, dict] | None = None,
+    progress: bool = True,
+    device: str | None = None,
+) -> int:
     """Write `version` embeddings for every video lacking them, in batches, then switch to it in one
     transaction (and drop the other versions' rows). Safe to interrupt and run again."""
     clip = clip or load_catalog_version(store, version, device=device)
@@ -180,7 +236,7 @@ def reembed(store: Store, version: int, *, clip: ClipModel | None = None, precom
             break
         bar = tqdm(total=len(missing), desc=f"re-embed v{version}", unit="video", file=sys.stderr, disable=not progress)
         for start in range(0, len(missing), WRITE_BATCH):
-            chunk = missing[start:start + WRITE_BATCH]
+            chunk = missing[start : start + WRITE_BATCH]
             todo = [r for r in chunk if r.id not in precomputed]
             frames = {r.id: [j for _, j in store.videos.kept_frames(r.id)] for r in todo}
             fresh = embed_videos(clip, todo, frames) if todo else {}

@@ -4,11 +4,12 @@ Sampling seeks instead of decoding the whole file, so the cost per video barely 
 targets close together are reached by decoding forward, targets far apart by a seek to the keyframe
 before them. Frames come out upright (rotation metadata applied) and no larger than the CLIP input.
 """
+
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -53,7 +54,9 @@ def sample_video(path: Path | str, k: int = FRAMES_PER_VIDEO, side: int = FRAME_
     except VideoError:
         raise
     except (av.FFmpegError, OSError, ValueError, MemoryError) as exc:
-        raise VideoError(f"not a readable video (corrupt, truncated or another kind of file): {_one_line(exc)}") from exc
+        raise VideoError(
+            f"not a readable video (corrupt, truncated or another kind of file): {_one_line(exc)}"
+        ) from exc
 
 
 def _sample(container, k: int, side: int) -> SampledVideo:
@@ -104,9 +107,15 @@ def _sample(container, k: int, side: int) -> SampledVideo:
     if len(frames) < min(2, k):
         raise VideoError("only one decodable frame, not a video")
     ctx = stream.codec_context
-    return SampledVideo(duration=round(duration, 3), fps=float(stream.average_rate) if stream.average_rate else None,
-                        width=int(ctx.width), height=int(ctx.height), codec=codec, rotation=rotation,
-                        frames=frames)
+    return SampledVideo(
+        duration=round(duration, 3),
+        fps=float(stream.average_rate) if stream.average_rate else None,
+        width=int(ctx.width),
+        height=int(ctx.height),
+        codec=codec,
+        rotation=rotation,
+        frames=frames,
+    )
 
 
 def _duration(container, stream) -> float | None:
@@ -136,8 +145,9 @@ def _upright_image(frame, rotation_cw: int, side: int) -> Image.Image:
         image = image.rotate(-rotation_cw, expand=True)  # PIL rotates counter-clockwise
     scale = side / min(image.size)
     if scale < 1:
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                             Image.Resampling.BICUBIC)
+        image = image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BICUBIC
+        )
     return image
 
 

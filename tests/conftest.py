@@ -1,4 +1,5 @@
 """Shared fixtures: one tiny demo world and one catalog ingested from it, built once per test session."""
+
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/media.py
 
@@ -45,8 +47,19 @@ def catalog_copy(tiny_catalog, tmp_path) -> Path:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Tiny tensors gain nothing from a second thread, and where other processes share the cores it makes every
+    step many times slower (see models/trainer.py's fit)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def cli(capsys):
     """Run `vidrec ARGS` in-process; returns (exit status, parsed JSON or raw stdout)."""
+
     def run(*args) -> tuple[int, object]:
         capsys.readouterr()
         with pytest.raises(SystemExit) as exited:
@@ -56,6 +69,7 @@ def cli(capsys):
             return exited.value.code, json.loads(out)
         except json.JSONDecodeError:
             return exited.value.code, out
+
     return run
 
 

@@ -1,4 +1,5 @@
 """Small real media files for tests: the odd-but-valid kinds ingest must take, and the bad kinds it must refuse."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -19,7 +20,7 @@ def moving_frames(n: int, height: int = 64, width: int = 96, seed: int = 0):
         frame = np.empty((height, width, 3), np.uint8)
         frame[:] = base
         x = (i * 5) % max(1, width - 16)
-        frame[height // 2: height // 2 + 12, x: x + 16] = 255
+        frame[height // 2 : height // 2 + 12, x : x + 16] = 255
         frame[:8, :8] = (255, 0, 0)
         yield frame
 
@@ -41,8 +42,11 @@ def make_odd_files(folder: Path) -> dict[str, Path]:
         "mjpeg": write_clip(folder / "mjpeg.mov", codec="mjpeg", pix_fmt="yuvj420p", seed=5),
         "portrait": write_clip(folder / "portrait.mp4", rotation=-90, seed=6),
         "odd_size": write_clip(folder / "odd size.mp4", shape=(38, 250), seed=7),
-        "vfr": write_clip(folder / "vfr.mp4", seed=8,
-                          pts=[0, 1, 3, 4, 8, 9, 10, 15, 16, 20, 21, 22, 30, 31, 32, 33, 40, 41, 42, 43, 50, 51, 52, 53]),
+        "vfr": write_clip(
+            folder / "vfr.mp4",
+            seed=8,
+            pts=[0, 1, 3, 4, 8, 9, 10, 15, 16, 20, 21, 22, 30, 31, 32, 33, 40, 41, 42, 43, 50, 51, 52, 53],
+        ),
         "non_ascii": write_clip(folder / "视频 ünïcode clip.mp4", seed=9),
     }
 
@@ -51,10 +55,18 @@ def make_bad_files(folder: Path) -> dict[str, Path]:
     """Files that are not usable videos: each must be refused with a reason."""
     folder.mkdir(parents=True, exist_ok=True)
     good = write_clip(folder / "source.mp4", n=36, seed=10).read_bytes()
-    files = {"empty": folder / "empty.mp4", "truncated": folder / "truncated.mp4", "corrupt": folder / "corrupt.mp4",
-             "text": folder / "notes.txt", "image": folder / "picture.png", "audio": folder / "sound.m4a",
-             "no_frames": folder / "no_frames.mp4", "zero_duration": folder / "zero_duration.mkv",
-             "one_frame": folder / "one_frame.mp4", "missing": folder / "missing.mp4"}
+    files = {
+        "empty": folder / "empty.mp4",
+        "truncated": folder / "truncated.mp4",
+        "corrupt": folder / "corrupt.mp4",
+        "text": folder / "notes.txt",
+        "image": folder / "picture.png",
+        "audio": folder / "sound.m4a",
+        "no_frames": folder / "no_frames.mp4",
+        "zero_duration": folder / "zero_duration.mkv",
+        "one_frame": folder / "one_frame.mp4",
+        "missing": folder / "missing.mp4",
+    }
     files["empty"].write_bytes(b"")
     files["truncated"].write_bytes(good[: len(good) // 2])
     files["corrupt"].write_bytes(np.random.default_rng(0).integers(0, 256, 20_000, dtype=np.uint8).tobytes())

@@ -2,6 +2,7 @@
 (so models/ never sees the store, and nothing below app/ sees the demo world), only the store package
 speaks SQL, and no product modules import each other in a circle (imports inside functions count: they
 used to hide one)."""
+
 from __future__ import annotations
 
 import ast
@@ -73,8 +74,12 @@ GRAPH = {name: imports(name) for name in MODULES}
 
 
 def test_arrows_point_from_app_to_index_to_ingest_to_models():
-    upward = [f"{name} imports {target}" for name, targets in GRAPH.items() for target in targets
-              if FLOORS[target.split(".")[0]] > FLOORS[name.split(".")[0]]]
+    upward = [
+        f"{name} imports {target}"
+        for name, targets in GRAPH.items()
+        for target in targets
+        if FLOORS[target.split(".")[0]] > FLOORS[name.split(".")[0]]
+    ]
     assert not upward, "imports from a higher floor:\n" + "\n".join(upward)
 
 
@@ -99,7 +104,7 @@ def test_no_product_modules_import_each_other_in_a_circle():
         state[name] = 1
         for target in sorted(GRAPH[name]):
             if state[target] == 1:
-                cycles.append(" -> ".join(path[path.index(target):] + [target]))
+                cycles.append(" -> ".join(path[path.index(target) :] + [target]))
             elif state[target] == 0:
                 visit(target, path + [target])
         state[name] = 2
@@ -113,5 +118,8 @@ def test_no_product_modules_import_each_other_in_a_circle():
 def test_the_checks_see_a_violation():
     """The walk itself works: it finds the store's own SQL and index's import of ingest."""
     assert "ingest.store" in GRAPH["index.catalog_index"]
-    assert any(node.func.attr == "execute" for node in ast.walk(ast.parse(MODULES["ingest.store.videos"].read_text()))
-               if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute))
+    assert any(
+        node.func.attr == "execute"
+        for node in ast.walk(ast.parse(MODULES["ingest.store.videos"].read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    )

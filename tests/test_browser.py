@@ -4,6 +4,7 @@ Skipped, with the reason, where chromium or Playwright is missing; a failure ins
 VIDREC_REQUIRE_BROWSER=1 (CI sets it after installing Debian's chromium). Screenshots of each page are
 saved in the test's temporary folder (a laptop-sized window).
 """
+
 from __future__ import annotations
 
 import os
@@ -17,6 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None)
@@ -60,8 +63,13 @@ def server(browser_needed, trained_catalog, tmp_path):
     db.close()
     port = free_port()
     log = open(tmp_path / "serve.log", "w")
-    child = subprocess.Popen([sys.executable, "-m", "app.cli", "--data-dir", str(data_dir), "serve", "--port", str(port)],
-                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "--data-dir", str(data_dir), "serve", "--port", str(port)],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -103,14 +111,18 @@ def test_browse_in_a_real_browser(server, tmp_path):
 
     url, data_dir = server
     db = sqlite3.connect(data_dir / "catalog.db")
-    user, region = db.execute("SELECT user_id, region FROM interactions WHERE region IS NOT NULL "
-                              "GROUP BY user_id ORDER BY COUNT(*) DESC LIMIT 1").fetchone()
+    user, region = db.execute(
+        "SELECT user_id, region FROM interactions WHERE region IS NOT NULL "
+        "GROUP BY user_id ORDER BY COUNT(*) DESC LIMIT 1"
+    ).fetchone()
     hostile_id = db.execute("SELECT video_id FROM videos WHERE title = ?", (HOSTILE,)).fetchone()[0]
     db.close()
     dialogs = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         page = browser.new_page(viewport=LAPTOP)
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         page.set_default_timeout(60_000)

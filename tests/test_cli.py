@@ -1,4 +1,5 @@
 """The command line's contract: one JSON document with --json, errors included, and the exit statuses."""
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,12 @@ def test_errors_are_json_too(tmp_path, cli):
 
 
 def test_the_console_script_prints_only_json_on_stdout(tiny_catalog):
-    done = subprocess.run([sys.executable, "-m", "app.cli", "--data-dir", str(tiny_catalog), "status", "--json"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--data-dir", str(tiny_catalog), "status", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert done.returncode == 0
     assert json.loads(done.stdout)["videos"] > 0

@@ -1,4 +1,5 @@
 """The CLIP wrapper: specs, safe loading of local weights, and text that is never cut off."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,29 +8,45 @@ import torch
 
 from models.clip import ClipError, load_clip, parse_clip_spec
 
+pytestmark = pytest.mark.unit  # the tiny CLIP and weights saved in the test's folder: no store, no world
+
 
 @pytest.fixture(scope="module")
 def tiny():
     return load_clip("tiny")
 
 
-@pytest.mark.parametrize("text, kind, model, source", [
-    ("tiny", "tiny", "vidrec-tiny", None),
-    ("ViT-B-32:laion2b_s34b_b79k", "pretrained", "ViT-B-32", "laion2b_s34b_b79k"),
-    ("ViT-B-32:/models/b32.safetensors", "checkpoint", "ViT-B-32", "/models/b32.safetensors"),
-    ("ViT-B-32:weights.pt", "checkpoint", "ViT-B-32", "weights.pt"),
-    ("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "hf-hub", "hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", None),
-])
+@pytest.mark.parametrize(
+    "text, kind, model, source",
+    [
+        ("tiny", "tiny", "vidrec-tiny", None),
+        ("ViT-B-32:laion2b_s34b_b79k", "pretrained", "ViT-B-32", "laion2b_s34b_b79k"),
+        ("ViT-B-32:/models/b32.safetensors", "checkpoint", "ViT-B-32", "/models/b32.safetensors"),
+        ("ViT-B-32:weights.pt", "checkpoint", "ViT-B-32", "weights.pt"),
+        (
+            "hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
+            "hf-hub",
+            "hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
+            None,
+        ),
+    ],
+)
 def test_specs_parse(text, kind, model, source):
     spec = parse_clip_spec(text)
     assert (spec.kind, spec.model, spec.source) == (kind, model, source)
     assert parse_clip_spec(str(spec)) == spec
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "expected NAME:TAG"), ("ViT-B-32", "expected NAME:TAG"), ("NoSuchNet:tag", "unknown CLIP model"),
-    ("ViT-B-32:no_such_tag", "unknown pretrained tag"), ("hf-hub:noslash", "hf-hub:ORG/REPO"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "expected NAME:TAG"),
+        ("ViT-B-32", "expected NAME:TAG"),
+        ("NoSuchNet:tag", "unknown CLIP model"),
+        ("ViT-B-32:no_such_tag", "unknown pretrained tag"),
+        ("hf-hub:noslash", "hf-hub:ORG/REPO"),
+    ],
+)
 def test_bad_specs_say_why(text, message):
     with pytest.raises(ClipError, match=message):
         parse_clip_spec(text)

@@ -54,6 +54,7 @@ def _has_chinese(text: str) -> bool:
 
 # ---- the world as a whole ----
 
+
 def test_same_seed_same_world_whatever_the_workers(world, tmp_path):
     again = generate_world(tmp_path / "again", **TINY, workers=1, progress=False).world_dir
     for name in ("manifest.csv", "interactions.csv", "truth.json", "videos/v0001.mp4", "videos/v0036.mp4"):
@@ -62,7 +63,7 @@ def test_same_seed_same_world_whatever_the_workers(world, tmp_path):
 
 def test_another_seed_another_world(world, tmp_path):
     other = generate_world(tmp_path / "other", videos=24, users=5, impressions=200, seed=8, workers=1, progress=False)
-    assert (other.interactions.read_bytes() != (world / "interactions.csv").read_bytes())
+    assert other.interactions.read_bytes() != (world / "interactions.csv").read_bytes()
 
 
 def test_too_small_a_world_is_refused(tmp_path):
@@ -71,6 +72,7 @@ def test_too_small_a_world_is_refused(tmp_path):
 
 
 # ---- videos and manifest ----
+
 
 def test_videos_are_h264_128px_12fps_2_to_20_seconds(world, manifest, truth):
     for row in manifest:
@@ -119,6 +121,7 @@ def test_queries_for_every_language_and_category(truth):
 
 # ---- the interaction log ----
 
+
 def test_log_follows_design(world, log, manifest, truth):
     assert _header(world / "interactions.csv") == list(INTERACTION_COLUMNS)
     assert len(log) == TINY["impressions"]
@@ -146,8 +149,14 @@ def test_timestamps_carry_the_regions_offset(log):
 
 def _context(log):
     times = [datetime.fromisoformat(row["timestamp"]) for row in log]
-    return ([r["user_id"] for r in log], [r["video_id"] for r in log], [t.hour for t in times],
-            [t.weekday() for t in times], [r["device"] for r in log], [r["region"] for r in log])
+    return (
+        [r["user_id"] for r in log],
+        [r["video_id"] for r in log],
+        [t.hour for t in times],
+        [t.weekday() for t in times],
+        [r["device"] for r in log],
+        [r["region"] for r in log],
+    )
 
 
 def test_clicks_follow_the_truth(log, truth):
@@ -164,8 +173,11 @@ def test_context_shifts_click_probability(truth):
     user, region = truth.user_ids[0], truth.user_region[truth.user_ids[0]]
 
     def first(category, chinese=None):
-        return next(v for i, v in enumerate(truth.video_ids) if truth.video_category[v] == category
-                    and (chinese is None or truth.video_chinese_title[i] == chinese))
+        return next(
+            v
+            for i, v in enumerate(truth.video_ids)
+            if truth.video_category[v] == category and (chinese is None or truth.video_chinese_title[i] == chinese)
+        )
 
     news, music, football = first("news"), first("music"), first("football")
     p = truth.click_probability(user, news, [8, 23], 2, "mobile", region)
@@ -191,21 +203,25 @@ def test_truth_refuses_strangers(truth):
 
 # ---- write_video ----
 
+
 def _frames(n=24, height=48, width=64):
     rng = np.random.default_rng(0)
     base = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
     return [np.roll(base, 2 * i, axis=1) for i in range(n)]
 
 
-@pytest.mark.parametrize(("name", "options", "decoders"), [
-    ("h264.mp4", {}, {"h264"}),
-    ("hevc.mp4", {"codec": "libx265"}, {"hevc"}),
-    ("vp9.webm", {"codec": "libvpx-vp9"}, {"vp9", "libvpx-vp9"}),
-    ("av1.mp4", {"codec": "libsvtav1"}, {"av1", "libdav1d", "libaom-av1"}),
-    ("av1.mkv", {"codec": "libsvtav1"}, {"av1", "libdav1d", "libaom-av1"}),
-    ("mpeg4.avi", {"codec": "mpeg4"}, {"mpeg4"}),
-    ("mjpeg.mov", {"codec": "mjpeg", "pix_fmt": "yuvj420p"}, {"mjpeg"}),
-])
+@pytest.mark.parametrize(
+    ("name", "options", "decoders"),
+    [
+        ("h264.mp4", {}, {"h264"}),
+        ("hevc.mp4", {"codec": "libx265"}, {"hevc"}),
+        ("vp9.webm", {"codec": "libvpx-vp9"}, {"vp9", "libvpx-vp9"}),
+        ("av1.mp4", {"codec": "libsvtav1"}, {"av1", "libdav1d", "libaom-av1"}),
+        ("av1.mkv", {"codec": "libsvtav1"}, {"av1", "libdav1d", "libaom-av1"}),
+        ("mpeg4.avi", {"codec": "mpeg4"}, {"mpeg4"}),
+        ("mjpeg.mov", {"codec": "mjpeg", "pix_fmt": "yuvj420p"}, {"mjpeg"}),
+    ],
+)
 def test_write_video_round_trips(tmp_path, name, options, decoders):
     path = write_video(tmp_path / name, _frames(), 12, **options)
     with av.open(str(path)) as container:
@@ -223,7 +239,9 @@ def test_write_video_rotation(tmp_path):
 
 def test_write_video_variable_frame_rate(tmp_path):
     steps = [40, 120] * 11 + [40]
-    path = write_video(tmp_path / "vfr.mkv", _frames(), 12, time_base=Fraction(1, 1000), pts=np.cumsum([0] + steps).tolist())
+    path = write_video(
+        tmp_path / "vfr.mkv", _frames(), 12, time_base=Fraction(1, 1000), pts=np.cumsum([0] + steps).tolist()
+    )
     with av.open(str(path)) as container:
         times = [frame.time for frame in container.decode(video=0)]
     durations = np.round(np.diff(times), 3)

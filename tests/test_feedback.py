@@ -1,5 +1,6 @@
 """The UI's feedback policy (index/feedback.py): what a watch, a like or a skip does to an impression, how a
 session's feedback becomes history at once, and which shown lists count as impressions."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Ingest: real files in, a consistent catalog out, whatever the files are."""
+
 from __future__ import annotations
 
 import csv
@@ -12,10 +13,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from media import make_bad_files, make_odd_files, write_clip
 from PIL import Image
 
 from ingest.store import Store
-from media import make_bad_files, make_odd_files, write_clip
 
 FRAMES = 8
 
@@ -106,7 +107,9 @@ def test_rerun_adds_nothing_but_new_metadata_updates(catalog_copy, tiny_world, t
     for row in rows:
         row["path"] = str(tiny_world.world_dir / row["path"])
     rows[0]["title"] = "a brand new title about dancing robots"
-    code, out = cli("--data-dir", catalog_copy, "ingest", "--manifest", _write_manifest(tmp_path / "m.csv", rows), "--json")
+    code, out = cli(
+        "--data-dir", catalog_copy, "ingest", "--manifest", _write_manifest(tmp_path / "m.csv", rows), "--json"
+    )
     assert code == 0 and out["ingested"] == 0 and out["updated"] == 1
     store = Store(catalog_copy, create=False)
     assert store.videos.get(rows[0]["video_id"]).title == "a brand new title about dancing robots"
@@ -135,7 +138,7 @@ def test_an_id_that_names_another_file_is_refused(catalog_copy, tiny_world, tmp_
 
 
 def test_manifest_rows_with_errors_are_reported_by_line(tmp_path, cli):
-    good = write_clip(tmp_path / "good.mp4", seed=1)
+    write_clip(tmp_path / "good.mp4", seed=1)  # the manifest's one good row
     huge_title = "long title " * 3000
     csv_manifest = tmp_path / "m.csv"
     csv_manifest.write_text(
@@ -144,9 +147,13 @@ def test_manifest_rows_with_errors_are_reported_by_line(tmp_path, cli):
         ",noid,missing path,\n"
         "good.mp4,bad date,x,yesterday\n"
         "nowhere.mp4,gone,x,\n"
-        "good.mp4,ok2,x,,surplus\n", encoding="utf-8")
+        "good.mp4,ok2,x,,surplus\n",
+        encoding="utf-8",
+    )
     jsonl = tmp_path / "m.jsonl"
-    jsonl.write_text('{"path": "good.mp4", "video_id": "j1", "tags": ["a", "b"]}\n{not json\n[1, 2]\n', encoding="utf-8")
+    jsonl.write_text(
+        '{"path": "good.mp4", "video_id": "j1", "tags": ["a", "b"]}\n{not json\n[1, 2]\n', encoding="utf-8"
+    )
     code, out = cli("--data-dir", tmp_path / "data", "ingest", "--manifest", csv_manifest, "--clip", "tiny", "--json")
     assert code == 0 and out["ingested"] == 1
     reasons = sorted(f["reason"] for f in out["failed"])
@@ -164,17 +171,39 @@ def test_manifest_rows_with_errors_are_reported_by_line(tmp_path, cli):
 
 def test_a_second_clip_is_refused(catalog_copy, tmp_path, cli):
     clip = write_clip(tmp_path / "new.mp4", seed=7)
-    code, out = cli("--data-dir", catalog_copy, "ingest", clip, "--clip", "ViT-B-32:/no/such/weights.safetensors", "--json")
+    code, out = cli(
+        "--data-dir", catalog_copy, "ingest", clip, "--clip", "ViT-B-32:/no/such/weights.safetensors", "--json"
+    )
     assert code == 1 and "made with CLIP tiny" in out["error"]
     assert Store(catalog_copy, create=False).videos.count() == 36
 
 
 def test_killed_ingest_resumes_without_duplicates(tiny_world, tmp_path, cli):
     data = tmp_path / "data"
-    command = [sys.executable, "-m", "app.cli", "--data-dir", str(data), "ingest", "--manifest",
-               str(tiny_world.manifest), "--clip", "tiny", "--batch-size", "1", "--workers", "1", "--json"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               cwd=Path(__file__).parent.parent, env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent)))
+    command = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "--data-dir",
+        str(data),
+        "ingest",
+        "--manifest",
+        str(tiny_world.manifest),
+        "--clip",
+        "tiny",
+        "--batch-size",
+        "1",
+        "--workers",
+        "1",
+        "--json",
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=Path(__file__).parent.parent,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent)),
+    )
     committed = 0
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:

@@ -1,5 +1,6 @@
 """The multi-task model: every architecture and balancing method learns, sample spaces and history are
 right, checkpoints round-trip and are refused when stale or mismatched, and the commands keep their contract."""
+
 from __future__ import annotations
 
 import csv
@@ -49,6 +50,7 @@ def trained(model_data, features):
             options = TrainOptions(arch=arch, balance=balance, pcgrad=pcgrad, epochs=EPOCHS, progress=False)
             cache[key] = train_model(Store(model_data), options, features=features)
         return cache[key]
+
     return get
 
 
@@ -74,7 +76,9 @@ def test_every_architecture_beats_popularity_in_context(trained, arch):
         assert set(model.nets) == {"click", "like", "watch", "category", "context", "retrieval"}
 
 
-@pytest.mark.parametrize("balance,pcgrad", [("fixed", False), ("gradnorm", False), ("dwa", False), ("uncertainty", True)])
+@pytest.mark.parametrize(
+    "balance,pcgrad", [("fixed", False), ("gradnorm", False), ("dwa", False), ("uncertainty", True)]
+)
 def test_every_balancing_method_beats_popularity_in_context(trained, balance, pcgrad):
     model = trained("shared-bottom", balance, pcgrad)  # the cheapest network: balancing is the same code for all
     assert model.metrics["click"]["auc"] > popularity_auc(model) + 0.03
@@ -85,9 +89,12 @@ def test_every_balancing_method_beats_popularity_in_context(trained, balance, pc
 
 
 def test_training_is_reproducible(model_data, features):
-    runs = [train_model(Store(model_data), TrainOptions(epochs=2, seed=3, progress=False, diagnostics=False),
-                        features=features)
-            for _ in range(2)]
+    runs = [
+        train_model(
+            Store(model_data), TrainOptions(epochs=2, seed=3, progress=False, diagnostics=False), features=features
+        )
+        for _ in range(2)
+    ]
     assert runs[0].metrics == runs[1].metrics
     first, second = (r.nets["all"].state_dict() for r in runs)
     assert all(torch.equal(first[k], second[k]) for k in first)
@@ -128,9 +135,12 @@ def test_a_planted_future_click_is_not_seen_before_it_happens(catalog_copy, tmp_
     user, planted = before.user_ids[0], int(before.ts.max()) + 3600
     video = before.catalog.video_ids[0]
     log = tmp_path / "future.csv"
-    log.write_text("user_id,video_id,timestamp,device,region,clicked,liked,watch_seconds\n"
-                   f"{user},{video},{planted},mobile,us,1,1,3.0\n"
-                   f"{user},{before.catalog.video_ids[1]},{planted + 60},mobile,us,0,,\n", encoding="utf-8")
+    log.write_text(
+        "user_id,video_id,timestamp,device,region,clicked,liked,watch_seconds\n"
+        f"{user},{video},{planted},mobile,us,1,1,3.0\n"
+        f"{user},{before.catalog.video_ids[1]},{planted + 60},mobile,us,0,,\n",
+        encoding="utf-8",
+    )
     assert import_interactions(store, log).imported == 2
     after = build_features(store)
     earlier = torch.from_numpy(np.flatnonzero(after.ts < planted))
@@ -138,7 +148,7 @@ def test_a_planted_future_click_is_not_seen_before_it_happens(catalog_copy, tmp_
     mine = before.impressions.group.numpy() == 0
     clicks = before.impressions.video.numpy()[mine & (before.impressions.click.numpy() > 0)].tolist()
     at_planted = after.impressions.history[int(np.flatnonzero(after.ts == planted)[0])].tolist()
-    assert [v for v in at_planted if v >= 0] == clicks[-len(at_planted):]  # not even its own row sees it
+    assert [v for v in at_planted if v >= 0] == clicks[-len(at_planted) :]  # not even its own row sees it
     later = after.impressions.history[int(np.flatnonzero(after.ts == planted + 60)[0])].tolist()
     assert later[-1] == 0  # catalog index of the planted video: seen once it is in the past
 
@@ -147,7 +157,18 @@ def test_a_category_with_one_labelled_video_keeps_it_for_training():
     category = torch.tensor([0, 0, 0, 0, 0, 0, 0, 1, -1, 2, 2])
     train, val, test = split_categories(category, 0.15, seed=0)
     assert 7 in train.tolist() and 8 not in train.tolist() + val.tolist() + test.tolist()
-    assert len(val) == len(test) == 1 and set(train.tolist()) | set(val.tolist()) | set(test.tolist()) == {0, 1, 2, 3, 4, 5, 6, 7, 9, 10}
+    assert len(val) == len(test) == 1 and set(train.tolist()) | set(val.tolist()) | set(test.tolist()) == {
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        9,
+        10,
+    }
 
 
 def test_checkpoint_round_trip_scores_identically(saved, model_data):
@@ -162,9 +183,12 @@ def test_checkpoint_round_trip_scores_identically(saved, model_data):
     with torch.no_grad():
         expected = net.probabilities(net(batch))
     for i in range(0, 50, 10):  # one request per row: the same user, history, video and context
-        context = Context(int(batch["hour"][i]), int(batch["weekday"][i]),
-                          feats.vocabulary.devices[int(batch["device"][i]) - 1],
-                          feats.vocabulary.regions[int(batch["region"][i]) - 1])
+        context = Context(
+            int(batch["hour"][i]),
+            int(batch["weekday"][i]),
+            feats.vocabulary.devices[int(batch["device"][i]) - 1],
+            feats.vocabulary.regions[int(batch["region"][i]) - 1],
+        )
         history = [feats.catalog.video_ids[v] for v in batch["history"][i].tolist() if v >= 0]
         user = feats.user_ids[int(batch["group"][i])]
         scores = loaded.score(user, [feats.catalog.video_ids[int(batch["video"][i])]], context, history=history)
@@ -248,16 +272,21 @@ def test_train_eval_score_commands(cli, saved, model_data, tmp_path, tiny_world)
     shutil.copytree(model_data, demo)
     shutil.copytree(tiny_world.world_dir, Store(demo).paths.demo_world)
     code, out = cli("--data-dir", demo, "eval", "--json")
-    oracle = {r["metric"]: r["value"] for r in out["rows"] if r["name"] == "oracle (demo truth)" and r["task"] == "click"}
+    oracle = {
+        r["metric"]: r["value"] for r in out["rows"] if r["name"] == "oracle (demo truth)" and r["task"] == "click"
+    }
     assert code == 0 and oracle["auc"] > 0.5
     ratio = [r["value"] for r in out["rows"] if r["metric"] == "auc_vs_oracle"]
     assert ratio and 0 < ratio[0] < 1.5
 
     log = tmp_path / "log.csv"
-    log.write_text("user_id,video_id,timestamp,device,region\n"
-                   "u0001,v0001,2026-10-01T20:00:00+01:00,tv,eu\n"
-                   "u0001,no-such-video,2026-10-01T20:00:00+01:00,tv,eu\n"
-                   "someone-new,v0002,1790000000,,\n", encoding="utf-8")
+    log.write_text(
+        "user_id,video_id,timestamp,device,region\n"
+        "u0001,v0001,2026-10-01T20:00:00+01:00,tv,eu\n"
+        "u0001,no-such-video,2026-10-01T20:00:00+01:00,tv,eu\n"
+        "someone-new,v0002,1790000000,,\n",
+        encoding="utf-8",
+    )
     out_file = tmp_path / "scored.csv"
     code, out = cli("--data-dir", model_data, "score", "--interactions", log, "--out", out_file, "--json")
     assert code == 0 and out["scored"] == 2 and out["unknown"] == 1
@@ -274,10 +303,20 @@ def test_eval_ablations_lists_every_variant_against_single_task(cli, model_data)
     code, out = cli("--data-dir", model_data, "eval", "--ablations", "--epochs", "1", "--json")
     assert code == 0, out
     names = {r["name"] for r in out["rows"]}
-    assert {"single-task", "shared-bottom", "mmoe", "ple", f"{DEFAULT_ARCH} without context",
-            f"{DEFAULT_ARCH} video only", f"{DEFAULT_ARCH} text only", "popularity in context"} <= names
+    assert {
+        "single-task",
+        "shared-bottom",
+        "mmoe",
+        "ple",
+        f"{DEFAULT_ARCH} without context",
+        f"{DEFAULT_ARCH} video only",
+        f"{DEFAULT_ARCH} text only",
+        "popularity in context",
+    } <= names
     mmoe_click = next(r for r in out["rows"] if r["name"] == "mmoe" and r["task"] == "click" and r["metric"] == "auc")
-    single = next(r for r in out["rows"] if r["name"] == "single-task" and r["task"] == "click" and r["metric"] == "auc")
+    single = next(
+        r for r in out["rows"] if r["name"] == "single-task" and r["task"] == "click" and r["metric"] == "auc"
+    )
     assert mmoe_click["delta_vs_single_task"] == pytest.approx(mmoe_click["value"] - single["value"])
     saved_rows = json.loads((model_data / "models" / "ablations.json").read_text())["rows"]
     assert len(saved_rows) == len(out["rows"])  # kept for the UI's Model page
@@ -296,14 +335,20 @@ def test_ranking_a_large_catalog_samples_it_and_keeps_the_clicked_video(trained)
 def test_ablation_variants_may_choose_their_own_balancing(model_data):
     """A comparison of balancing methods (bench/bench_model.py) is a list of extra variants that set
     `balance` themselves, over the table's default."""
-    rows = ablation_table(Store(model_data), epochs=1, progress=False, only=["shared-bottom dwa"],
-                          extra=[("shared-bottom dwa", {"arch": "shared-bottom", "balance": "dwa"})])
+    rows = ablation_table(
+        Store(model_data),
+        epochs=1,
+        progress=False,
+        only=["shared-bottom dwa"],
+        extra=[("shared-bottom dwa", {"arch": "shared-bottom", "balance": "dwa"})],
+    )
     assert any(r["name"] == "shared-bottom dwa" and r["task"] == "click" and r["metric"] == "auc" for r in rows)
 
 
 def test_nothing_to_learn_and_no_model_yet_are_clear_failures(cli, catalog_copy, tmp_path):
-    code, out = cli("--data-dir", catalog_copy, "score", "--interactions", tmp_path / "x.csv", "--out",
-                    tmp_path / "y.csv", "--json")
+    code, out = cli(
+        "--data-dir", catalog_copy, "score", "--interactions", tmp_path / "x.csv", "--out", tmp_path / "y.csv", "--json"
+    )
     assert code == 1 and out["error"] == "no trained model: run `vidrec train`"
     store = Store(catalog_copy)
     store.db.execute("UPDATE interactions SET clicked = 0, liked = NULL, watch_seconds = NULL")

@@ -12,17 +12,7 @@ import torch.nn.functional as F
 
 from models.balancing import BALANCERS, DWA, Balancer, GradNorm, Uncertainty, make_balancer, pcgrad_backward
 
-pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors gain nothing from a second thread, and where other processes share the cores it makes every
-    step many times slower (see models/trainer.py's fit)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_torch_thread")]
 
 
 TASKS = ("a", "b")

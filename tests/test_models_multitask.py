@@ -13,17 +13,7 @@ from models.data import CatalogTensors
 from models.multitask import ARCHS, GROUPS, TASKS, TOWER_TASKS, MultiTaskNet, NetConfig
 from models.trainer import task_losses
 
-pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors gain nothing from a second thread, and where other processes share the cores it makes every
-    step many times slower (see models/trainer.py's fit)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_torch_thread")]
 
 
 V, CLIP_DIM, META_DIM, B = 12, 16, 2, 16  # videos, CLIP width, metadata width, batch rows

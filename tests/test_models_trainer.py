@@ -26,17 +26,7 @@ from models.trainer import (
     validation_score,
 )
 
-pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors gain nothing from a second thread, and where other processes share the cores it makes every
-    step many times slower (see models/trainer.py's fit)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_torch_thread")]
 
 
 R = 8  # the tiny network's retrieval width

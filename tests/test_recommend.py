@@ -1,15 +1,16 @@
 """Recommendations: candidates, ranking in context, reasons, cold start, feedback."""
+
 from __future__ import annotations
 
 import shutil
 from collections import Counter
 
 import pytest
-
-from index.api import Vidrec
-from app.demo import load_truth
-from models.context import Context
 from media import write_clip
+
+from app.demo import load_truth
+from index.api import Vidrec
+from models.context import Context
 
 
 @pytest.fixture
@@ -20,8 +21,9 @@ def trained_copy(trained_catalog, tmp_path):
 
 
 def _active_user(api: Vidrec) -> str:
-    return api.store.db.execute("SELECT user_id FROM interactions WHERE clicked = 1 GROUP BY user_id "
-                                "ORDER BY COUNT(*) DESC LIMIT 1").fetchone()[0]
+    return api.store.db.execute(
+        "SELECT user_id FROM interactions WHERE clicked = 1 GROUP BY user_id ORDER BY COUNT(*) DESC LIMIT 1"
+    ).fetchone()[0]
 
 
 def test_a_known_user_gets_explained_unwatched_videos(trained_catalog):
@@ -35,13 +37,16 @@ def test_a_known_user_gets_explained_unwatched_videos(trained_catalog):
     for item in items:
         assert set(item["scores"]) >= {"click", "like", "watch"} and 0 <= item["scores"]["click"] <= 1
         assert item["reasons"] and all(isinstance(r, str) and r for r in item["reasons"])
-        assert item["score"] == pytest.approx(item["scores"]["click"] * (1 + 0.5 * item["scores"]["like"]
-                                                                         + 0.5 * item["scores"]["watch"]), abs=2e-4)
+        assert item["score"] == pytest.approx(
+            item["scores"]["click"] * (1 + 0.5 * item["scores"]["like"] + 0.5 * item["scores"]["watch"]), abs=2e-4
+        )
     assert any(r.startswith("like “") for i in items for r in i["reasons"])  # from the user's own history
 
 
 def test_unknown_and_historyless_users_get_a_cold_start_list(trained_catalog, cli):
-    code, out = cli("--data-dir", trained_catalog[0], "recommend", "--user", "never-seen", "--hour", "8", "-k", "6", "--json")
+    code, out = cli(
+        "--data-dir", trained_catalog[0], "recommend", "--user", "never-seen", "--hour", "8", "-k", "6", "--json"
+    )
     assert code == 0 and out["cold_start"] and len(out["items"]) == 6
     assert len({i["category"] for i in out["items"]}) >= 3  # diverse, not one category
     assert {"video_id", "title", "score", "scores", "reasons"} <= set(out["items"][0])
@@ -52,9 +57,13 @@ def test_unknown_and_historyless_users_get_a_cold_start_list(trained_catalog, cl
 def test_the_context_changes_the_list(trained_catalog):
     api = Vidrec(trained_catalog[0])
     user = _active_user(api)
-    morning, evening = Context(hour=8, weekday=0, device="mobile", region="us"), Context(hour=21, weekday=5, device="tv", region="us")
-    assert [i["video_id"] for i in api.recommend(user, morning, k=10)["items"]] != \
-        [i["video_id"] for i in api.recommend(user, evening, k=10)["items"]]
+    morning, evening = (
+        Context(hour=8, weekday=0, device="mobile", region="us"),
+        Context(hour=21, weekday=5, device="tv", region="us"),
+    )
+    assert [i["video_id"] for i in api.recommend(user, morning, k=10)["items"]] != [
+        i["video_id"] for i in api.recommend(user, evening, k=10)["items"]
+    ]
     assert [i["video_id"] for i in api.popular(morning, 10)] != [i["video_id"] for i in api.popular(evening, 10)]
     assert all(i["clicks"] > 0 for i in api.popular(evening, 10))
 
@@ -90,7 +99,9 @@ def test_feedback_and_impressions_become_interactions(trained_copy):
     api.feedback("ui-user", shown[1], "watched", context)
     api.feedback("ui-user", shown[2], "skip", context)
     rows = {r["video_id"]: r for r in api.store.db.execute("SELECT * FROM interactions WHERE user_id = 'ui-user'")}
-    assert len(rows) == 4 and all(r["source"] == "ui" and r["hour"] == 9 and r["device"] == "tablet" for r in rows.values())
+    assert len(rows) == 4 and all(
+        r["source"] == "ui" and r["hour"] == 9 and r["device"] == "tablet" for r in rows.values()
+    )
     assert (rows[shown[0]]["clicked"], rows[shown[0]]["liked"]) == (1, 1)
     assert (rows[shown[1]]["clicked"], rows[shown[1]]["liked"]) == (1, 0)
     assert rows[shown[2]]["clicked"] == 0 and rows[shown[3]]["clicked"] == 0

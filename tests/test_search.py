@@ -1,18 +1,18 @@
 """Search and similar videos through the fused FAISS index, and the index kept current and crash-safe."""
+
 from __future__ import annotations
 
 import shutil
 
 import numpy as np
 import pytest
+from media import write_clip
 
+from app.demo import load_truth
 from index.api import Vidrec
 from index.search import SearchError
 from index.vector_index import TYPES, FaissIndex, IndexConfig, recall_at_k
-from app.demo import load_truth
 from ingest.store import Store
-from media import write_clip
-from models.fusion import FusionWeights
 
 
 @pytest.fixture
@@ -155,8 +155,9 @@ def test_an_unreachable_recall_target_does_not_search_every_list():
     ids = np.arange(len(vectors), dtype=np.int64)
     config = IndexConfig(force_type="ivfpq", sample_queries=200, target_recall=1.01)
     info = FaissIndex.build("t", vectors, ids, config).info
-    strict = FaissIndex.build("t", vectors, ids, IndexConfig(force_type="ivfpq", sample_queries=200,
-                                                             target_recall=1.01, recall_plateau=0.0)).info
+    strict = FaissIndex.build(
+        "t", vectors, ids, IndexConfig(force_type="ivfpq", sample_queries=200, target_recall=1.01, recall_plateau=0.0)
+    ).info
     assert info.search["nprobe"] <= strict.search["nprobe"]
     assert info.recall >= strict.recall - config.recall_plateau
     assert info.search["nprobe"] < info.params["nlist"]

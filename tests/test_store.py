@@ -1,5 +1,6 @@
 """The store's typed questions, each asked once and answered here on a small hand-made catalog, and its
 schema migrations (a data dir written by the first release opens, is migrated in place and works)."""
+
 from __future__ import annotations
 
 import json
@@ -8,24 +9,49 @@ import sqlite3
 import numpy as np
 import pytest
 
-from ingest.store import UNLABELLED, Interaction, Outcome, Store, StoreError, catalog_version, from_blob, to_blob
-from ingest.store import schema
+from ingest.store import (
+    UNLABELLED,
+    Interaction,
+    Outcome,
+    Store,
+    StoreError,
+    catalog_version,
+    from_blob,
+    schema,
+    to_blob,
+)
 
 DIM = 4
 
 
 def _embeddings(seed: int, frames: int = 2) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    vectors = {f: rng.standard_normal(DIM).astype(np.float32) for f in
-               ("video_emb", "title_emb", "desc_emb", "tags_emb", "text_emb")}
+    vectors = {
+        f: rng.standard_normal(DIM).astype(np.float32)
+        for f in ("video_emb", "title_emb", "desc_emb", "tags_emb", "text_emb")
+    }
     return vectors | {"frames_emb": rng.standard_normal((frames, DIM)).astype(np.float32)}
 
 
 def _row(i: int, **fields) -> dict:
-    return {"video_id": f"v{i}", "content_hash": f"h{i}", "path": f"/videos/{i}.mp4", "title": f"title {i}",
-            "description": "", "tags": "a|b", "category": "cooking" if i % 2 else None, "published_at": None,
-            "duration": 10.0 + i, "fps": 25.0, "width": 64, "height": 48, "codec": "h264", "rotation": 0,
-            "size_bytes": 1000 + i, **fields}
+    return {
+        "video_id": f"v{i}",
+        "content_hash": f"h{i}",
+        "path": f"/videos/{i}.mp4",
+        "title": f"title {i}",
+        "description": "",
+        "tags": "a|b",
+        "category": "cooking" if i % 2 else None,
+        "published_at": None,
+        "duration": 10.0 + i,
+        "fps": 25.0,
+        "width": 64,
+        "height": 48,
+        "codec": "h264",
+        "rotation": 0,
+        "size_bytes": 1000 + i,
+        **fields,
+    }
 
 
 @pytest.fixture
@@ -37,12 +63,14 @@ def store(tmp_path) -> Store:
         store.clips.make_current(1)
         for i in range(1, 5):
             store.videos.add(_row(i), [(0.5, b"jpeg-a"), (1.5, b"jpeg-b")], b"thumb", _embeddings(i), 1)
-    store.interactions.add([
-        Interaction("u1", "v1", 100, 0, 8, 0, "tv", "eu", 1, 1, 30.0),
-        Interaction("u1", "v2", 200, 0, 9, 0, "tv", "eu", 0, None, None),
-        Interaction("u1", "v3", 300, 0, 20, 5, "mobile", "eu", 1, 0, 5.0),
-        Interaction("u2", "v1", 150, 60, 21, 6, "mobile", "us", 1, None, None),
-    ])
+    store.interactions.add(
+        [
+            Interaction("u1", "v1", 100, 0, 8, 0, "tv", "eu", 1, 1, 30.0),
+            Interaction("u1", "v2", 200, 0, 9, 0, "tv", "eu", 0, None, None),
+            Interaction("u1", "v3", 300, 0, 20, 5, "mobile", "eu", 1, 0, 5.0),
+            Interaction("u2", "v1", 150, 60, 21, 6, "mobile", "us", 1, None, None),
+        ]
+    )
     return store
 
 
@@ -217,16 +245,23 @@ def test_a_data_dir_of_the_first_release_opens_and_is_migrated_in_place(tmp_path
     folder.mkdir()
     db = sqlite3.connect(folder / "catalog.db")
     db.executescript(RELEASE_1)
-    db.executemany("INSERT INTO meta VALUES (?, ?)", [("schema_version", "1"), ("revision", "3"),
-                                                      ("catalog_id", "abc"), ("clip_version", "1")])
-    db.execute("INSERT INTO clip_versions VALUES (1, 'tiny', 'clip/v1.safetensors', NULL, '2026-01-01', ?)",
-               (json.dumps({"embed_dim": DIM}),))
-    db.execute("INSERT INTO videos VALUES (1, 'old1', 'h', '/x.mp4', 'an old video', '', '', 'news', NULL, 5.0, 25.0, "
-               "64, 48, 'h264', 0, 10, '2026-01-01', 3)")
+    db.executemany(
+        "INSERT INTO meta VALUES (?, ?)",
+        [("schema_version", "1"), ("revision", "3"), ("catalog_id", "abc"), ("clip_version", "1")],
+    )
+    db.execute(
+        "INSERT INTO clip_versions VALUES (1, 'tiny', 'clip/v1.safetensors', NULL, '2026-01-01', ?)",
+        (json.dumps({"embed_dim": DIM}),),
+    )
+    db.execute(
+        "INSERT INTO videos VALUES (1, 'old1', 'h', '/x.mp4', 'an old video', '', '', 'news', NULL, 5.0, 25.0, "
+        "64, 48, 'h264', 0, 10, '2026-01-01', 3)"
+    )
     vectors = _embeddings(0)
-    db.execute("INSERT INTO embeddings VALUES (1, 1, ?, ?, ?, ?, ?, ?)",
-               [to_blob(vectors[f]) for f in ("video_emb", "frames_emb", "title_emb", "desc_emb", "tags_emb",
-                                              "text_emb")])
+    db.execute(
+        "INSERT INTO embeddings VALUES (1, 1, ?, ?, ?, ?, ?, ?)",
+        [to_blob(vectors[f]) for f in ("video_emb", "frames_emb", "title_emb", "desc_emb", "tags_emb", "text_emb")],
+    )
     db.execute("INSERT INTO interactions VALUES ('u', 'old1', 10, 0, 1, 2, 'tv', 'eu', 1, NULL, NULL, 'import')")
     db.execute("INSERT INTO models VALUES ('m', 1, 'mmoe', 'models/m', '{}', '{}', '2026-01-01T00:00:00Z')")
     db.commit()

@@ -1,14 +1,15 @@
 """tune-clip: the catalog's CLIP learns the catalog, survives a reload, and its re-embedding resumes."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from media import write_clip
 
 from ingest.catalog_clip import load_catalog_version
 from ingest.store import Store
 from ingest.store.embeddings import Embeddings
 from ingest.tune import TuneError, TuneOptions, tune_catalog_clip
-from media import write_clip
 
 
 def test_tuning_improves_held_out_retrieval(tuned_catalog):

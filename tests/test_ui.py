@@ -1,5 +1,6 @@
 """The web UI through streamlit's AppTest (no browser): every page draws, the context and feedback act on
 For you and on the store, catalog text stays text, bad uploads are refused with a message."""
+
 from __future__ import annotations
 
 import re
@@ -95,8 +96,10 @@ def test_for_you_follows_the_link_and_the_context_and_logs_impressions(ui_data):
     assert at.query_params["device"] == "tv" and at.query_params["hour"] == "21"  # the URL follows, to share
     assert (shown(at), [c.value for c in at.caption]) != (morning, morning_text)
     rows = ui_rows(ui_data, user)
-    assert {(r["hour"], r["weekday"], r["device"], r["region"]) for r in rows} >= {(8, 2, "mobile", region),
-                                                                                   (21, 2, "tv", region)}
+    assert {(r["hour"], r["weekday"], r["device"], r["region"]) for r in rows} >= {
+        (8, 2, "mobile", region),
+        (21, 2, "tv", region),
+    }
     assert {r["video_id"] for r in rows if r["device"] == "mobile"} >= set(morning)
     assert not any(r["clicked"] for r in rows)
 
@@ -223,8 +226,9 @@ def test_catalog_counts_browses_and_ingests_uploads(ui_data, tmp_path):
     assert metrics["Videos"] == "36" and metrics["Failed files"] == "0"
     assert len(shown(at, "catalog")) == 18  # one page
     clip = write_clip(tmp_path / "clip.mp4", n=24, seed=7).read_bytes()
-    at.file_uploader(key="ingest_files").set_value([("My holiday <b>clip</b>.mp4", clip, "video/mp4"),
-                                                    ("broken.mp4", b"\x00" * 4096, "video/mp4")])
+    at.file_uploader(key="ingest_files").set_value(
+        [("My holiday <b>clip</b>.mp4", clip, "video/mp4"), ("broken.mp4", b"\x00" * 4096, "video/mp4")]
+    )
     ok(at.run())
     at.button(key="ingest_upload").click()
     ok(at.run())
@@ -263,8 +267,13 @@ def test_model_page_shows_the_report_and_the_map(ui_data):
     at = ok(app())
     at.switch_page("views/model.py")
     ok(at.run())
-    assert [t.label for t in at.tabs] == ["Test metrics", "Ablations", "Training curves", "Experts and features",
-                                         "Embedding map"]
+    assert [t.label for t in at.tabs] == [
+        "Test metrics",
+        "Ablations",
+        "Training curves",
+        "Experts and features",
+        "Embedding map",
+    ]
     assert "click AUC" in [m.label for m in at.metric]
     assert not any(t.label == "Ablations" and t.dataframe for t in at.tabs)  # none saved yet: a hint instead
     charts = at.get("vega_lite_chart")
@@ -297,9 +306,15 @@ def test_serve_is_safe_by_default_and_refuses_clearly(tmp_path, ui_base):
     from app.serve import serve, streamlit_command
 
     command = " ".join(streamlit_command(8600))
-    for option in ("--server.address 127.0.0.1", "--server.port 8600", "--server.headless true",
-                   "--server.enableXsrfProtection true", "--server.enableCORS true",
-                   f"--server.maxUploadSize {uploads.UPLOAD_LIMIT_MB}", "--browser.gatherUsageStats false"):
+    for option in (
+        "--server.address 127.0.0.1",
+        "--server.port 8600",
+        "--server.headless true",
+        "--server.enableXsrfProtection true",
+        "--server.enableCORS true",
+        f"--server.maxUploadSize {uploads.UPLOAD_LIMIT_MB}",
+        "--browser.gatherUsageStats false",
+    ):
         assert option in command
     with pytest.raises(Failure, match="no catalog"):
         serve(tmp_path / "empty")

@@ -4,6 +4,7 @@ It lives in `app/` because it orchestrates every floor below: the world, ingest,
 the indexes, and (in the command) the web UI. Each step is skipped when its result is already there,
 so a second `vidrec demo` goes straight to the UI.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,15 @@ DEMO_VIDEOS, DEMO_USERS = DEFAULT_VIDEOS, DEFAULT_USERS
 logger = logging.getLogger(__name__)
 
 
-def run_demo(store: Store, *, videos: int = DEMO_VIDEOS, users: int = DEMO_USERS, seed: int = 0,
-             clip: str | None = None, progress: bool = True) -> dict:
+def run_demo(
+    store: Store,
+    *,
+    videos: int = DEMO_VIDEOS,
+    users: int = DEMO_USERS,
+    seed: int = 0,
+    clip: str | None = None,
+    progress: bool = True,
+) -> dict:
     world_dir = store.paths.demo_world
     params = {"videos": videos, "users": users, "seed": seed}
     params_file = world_dir / "demo-params.json"
@@ -57,9 +65,17 @@ def run_demo(store: Store, *, videos: int = DEMO_VIDEOS, users: int = DEMO_USERS
     logger.info("building the indexes")
     Vidrec(store.data_dir).refresh_indexes()
     status = store.status()
-    return {"videos": status["videos"], "users": status["users"], "interactions": status["interactions"],
-            "metrics": metrics, "ingested": report.ingested, "failed": report.failed,
-            "imported": imported.imported, "clip": status["clip"], "data_dir": str(store.data_dir)}
+    return {
+        "videos": status["videos"],
+        "users": status["users"],
+        "interactions": status["interactions"],
+        "metrics": metrics,
+        "ingested": report.ingested,
+        "failed": report.failed,
+        "imported": imported.imported,
+        "clip": status["clip"],
+        "data_dir": str(store.data_dir),
+    }
 
 
 def demo_truth(store: Store) -> Truth | None:
@@ -69,17 +85,22 @@ def demo_truth(store: Store) -> Truth | None:
 
 def metric_lines(metrics: dict) -> list[str]:
     """What the demo's tuning and training reached, in two lines for the terminal (the JSON has it all)."""
+
     def num(value, digits=2):
         return "n/a" if value is None else f"{value:.{digits}f}"
 
     lines = []
     if "clip" in metrics:
         before, after = metrics["clip"]["before"], metrics["clip"]["after"]
-        lines.append(f"{'tune-clip':14}held-out category precision@10 {num(before['category_p10'])} -> "
-                     f"{num(after['category_p10'])}, recall@5 by title {num(before['recall_at_5'])} -> "
-                     f"{num(after['recall_at_5'])}")
+        lines.append(
+            f"{'tune-clip':14}held-out category precision@10 {num(before['category_p10'])} -> "
+            f"{num(after['category_p10'])}, recall@5 by title {num(before['recall_at_5'])} -> "
+            f"{num(after['recall_at_5'])}"
+        )
     if "model" in metrics:
         m = metrics["model"]
-        lines.append(f"{'model':14}{m['arch']}: test click AUC {num(m['click'].get('auc'), 3)}, like AUC "
-                     f"{num(m['like'].get('auc'), 3)}, category accuracy {num(m['category'].get('accuracy'))}")
+        lines.append(
+            f"{'model':14}{m['arch']}: test click AUC {num(m['click'].get('auc'), 3)}, like AUC "
+            f"{num(m['like'].get('auc'), 3)}, category accuracy {num(m['category'].get('accuracy'))}"
+        )
     return lines

@@ -20,7 +20,9 @@ def render_video(category: str, n_frames: int, seed: int, size: int = SIZE) -> n
     """The (n_frames, size, size, 3) uint8 RGB frames of one video of `category`."""
     signature = SIGNATURES[category]
     rng = np.random.default_rng(seed)
-    palette = np.clip(np.asarray(signature.palette, np.float32) + rng.normal(0, 10, (len(signature.palette), 3)), 0, 255)
+    palette = np.clip(
+        np.asarray(signature.palette, np.float32) + rng.normal(0, 10, (len(signature.palette), 3)), 0, 255
+    )
     clip = _Clip(rng, n_frames, size, palette, signature.speed * rng.uniform(0.7, 1.3))
     frames = _BACKGROUNDS[signature.background](clip)
     _FOREGROUNDS[signature.foreground](clip, frames)
@@ -49,6 +51,7 @@ class _Clip:
 
 # ---- shape masks, (T, S, S) bool; cx, cy and the like are (T,) arrays or scalars ----
 
+
 def _ellipse(clip: _Clip, cx, cy, rx, ry) -> np.ndarray:
     dx2 = ((clip.coords[None, :] - _column(cx)) / np.float32(rx)) ** 2  # (T, S)
     dy2 = ((clip.coords[None, :] - _column(cy)) / np.float32(ry)) ** 2
@@ -71,7 +74,7 @@ def _column(values) -> np.ndarray:
     return np.reshape(np.asarray(values, np.float32), (-1, 1))
 
 
-def _paint(frames: np.ndarray, mask: np.ndarray, color: np.ndarray) -> None:
+def _paint(frames: np.ndarray, mask: np.ndarray, color: np.ndarray | tuple[int, int, int]) -> None:
     frames[np.broadcast_to(mask, frames.shape[:3])] = np.asarray(color, np.uint8)
 
 
@@ -80,7 +83,7 @@ def _pan(image: np.ndarray, n_frames: int, size: int, dx, dy=0.0) -> np.ndarray:
     dx = np.broadcast_to(np.asarray(dx), (n_frames,)).astype(np.int64) % image.shape[1]
     dy = np.broadcast_to(np.asarray(dy), (n_frames,)).astype(np.int64) % image.shape[0]
     wrapped = np.pad(image, ((0, size), (0, size)) + ((0, 0),) * (image.ndim - 2), mode="wrap")
-    return np.stack([wrapped[y:y + size, x:x + size] for x, y in zip(dx, dy)])
+    return np.stack([wrapped[y : y + size, x : x + size] for x, y in zip(dx, dy)])
 
 
 def _gradient(clip: _Clip, top: np.ndarray, bottom: np.ndarray, width: int) -> np.ndarray:
@@ -105,11 +108,12 @@ def _add_grain(clip: _Clip, frames: np.ndarray) -> np.ndarray:
 
 # ---- backgrounds: each returns (T, S, S, 3) uint8 ----
 
+
 def _tiles(clip: _Clip) -> np.ndarray:
     """Kitchen wall tiles (palette 0, grout 1) above a wooden counter (1)."""
     s, rng, pal = clip.size, clip.rng, clip.palette
     k = int(rng.integers(12, 20))
-    y, x = np.mgrid[0:s + 8, 0:s + 8]
+    y, x = np.mgrid[0 : s + 8, 0 : s + 8]
     image = np.where((((y // k) + (x // k)) % 2 == 0)[..., None], pal[0], pal[0] * 0.92)
     image[(y % k < 2) | (x % k < 2)] = pal[1] * 1.3
     image[y > int(s * rng.uniform(0.68, 0.76))] = pal[1]
@@ -125,7 +129,7 @@ def _field(clip: _Clip) -> np.ndarray:
     image = np.where(((((y + rng.uniform(0.1, 0.5) * x) // stripe) % 2) == 0)[..., None], pal[0], pal[1])
     image = image * rng.uniform(0.93, 1.07, (s, width, 1))
     line_x = int(rng.integers(0, width))
-    image[:, line_x:line_x + 2] = pal[2]
+    image[:, line_x : line_x + 2] = pal[2]
     return _pan(np.clip(image, 0, 255).astype(np.uint8), len(clip.t), s, clip.bounce(0, width - s, 6))
 
 
@@ -140,10 +144,10 @@ def _skyline(clip: _Clip) -> np.ndarray:
     while x0 < width:
         w, h = min(int(rng.integers(10, 26)), width - x0), int(rng.integers(25, 85))
         building = (y >= ground - h) & (y < ground)
-        image[:, x0:x0 + w][building[:, 0]] = pal[2 + int(rng.integers(3))]
+        image[:, x0 : x0 + w][building[:, 0]] = pal[2 + int(rng.integers(3))]
         windows = ((y % 8) < 4) & building & (rng.random((s, 1)) < 0.8)
         cols = np.arange(w) % 6 < 3
-        image[:, x0:x0 + w][windows[:, 0][:, None] & cols[None, :]] = pal[5]
+        image[:, x0 : x0 + w][windows[:, 0][:, None] & cols[None, :]] = pal[5]
         x0 += w + int(rng.integers(0, 4))
     return _pan(image.astype(np.uint8), len(clip.t), s, 10 * clip.speed * clip.t + rng.uniform(0, width))
 
@@ -177,7 +181,7 @@ def _studio(clip: _Clip) -> np.ndarray:
     for i in range(cols):
         for j in range(rows):
             x0, y0 = i * cell + 3, 6 + j * 26
-            image[y0:y0 + 22, x0:x0 + cell - 6] = pal[2] * rng.uniform(0.8, 1.1)
+            image[y0 : y0 + 22, x0 : x0 + cell - 6] = pal[2] * rng.uniform(0.8, 1.1)
     return _pan(np.clip(image, 0, 255).astype(np.uint8), len(clip.t), s, _shake(clip, 1.5), 0)
 
 
@@ -223,21 +227,21 @@ def _plain(clip: _Clip) -> np.ndarray:
     """A soft light backdrop (palette 0 to 1) with a table edge, as in product shots."""
     s, rng = clip.size, clip.rng
     image = _gradient(clip, clip.palette[0], clip.palette[1], s + 4).copy()
-    image[int(s * rng.uniform(0.72, 0.8)):] *= 0.85
+    image[int(s * rng.uniform(0.72, 0.8)) :] *= 0.85
     return _pan(image.astype(np.uint8), len(clip.t), s, _shake(clip, 1), 0)
 
 
 def _planks(clip: _Clip) -> np.ndarray:
     """A gym floor of wooden planks (palette 0 and 1) with grain and a red mat (2)."""
     s, rng, pal = clip.size, clip.rng, clip.palette
-    y, x = np.mgrid[0:s + 8, 0:s + 8]
+    y, x = np.mgrid[0 : s + 8, 0 : s + 8]
     height = int(rng.integers(9, 15))
     row = y // height
     image = np.where((row % 2 == 0)[..., None], pal[0], pal[1])
     image = image * (1 + 0.08 * np.sin(x / rng.uniform(2, 5) + row * 1.7))[..., None]
     image[y % height == 0] *= 0.6
     mat_top, mat_left = int(s * rng.uniform(0.45, 0.6)), int(s * rng.uniform(0.05, 0.2))
-    image[mat_top:, mat_left:s + 8 - mat_left] = pal[2]
+    image[mat_top:, mat_left : s + 8 - mat_left] = pal[2]
     return _pan(np.clip(image, 0, 255).astype(np.uint8), len(clip.t), s, _shake(clip, 2), _shake(clip, 2))
 
 
@@ -257,6 +261,7 @@ def _stars(clip: _Clip) -> np.ndarray:
 
 
 # ---- foregrounds: each paints into frames in place ----
+
 
 def _pots(clip: _Clip, frames: np.ndarray) -> None:
     """One or two pots (palette 2) of soup (3) on the counter with steam (4) rising."""
@@ -296,7 +301,7 @@ def _cars(clip: _Clip, frames: np.ndarray) -> None:
     road_top = int(s * 0.82)
     frames[:, road_top:] = (60, 60, 66)
     dashes = ((clip.coords[None, :] + 30 * clip.speed * clip.t[:, None]) % 16) < 8  # (T, S)
-    frames[:, road_top + 11:road_top + 12][np.broadcast_to(dashes[:, None, :], (len(clip.t), 1, s))] = 235
+    frames[:, road_top + 11 : road_top + 12][np.broadcast_to(dashes[:, None, :], (len(clip.t), 1, s))] = 235
     for _ in range(int(rng.integers(2, 5))):
         direction = rng.choice([-1, 1])
         x = (rng.uniform(0, s + 20) + direction * rng.uniform(15, 35) * clip.speed * clip.t) % (s + 20) - 14
@@ -309,7 +314,9 @@ def _clouds(clip: _Clip, frames: np.ndarray) -> None:
     s, rng = clip.size, clip.rng
     for _ in range(int(rng.integers(2, 5))):
         x = (rng.uniform(0, s + 60) + rng.uniform(3, 8) * clip.speed * clip.t) % (s + 60) - 30
-        _paint(frames, _ellipse(clip, x, rng.uniform(8, s * 0.3), rng.uniform(12, 22), rng.uniform(4, 8)), clip.palette[4])
+        _paint(
+            frames, _ellipse(clip, x, rng.uniform(8, s * 0.3), rng.uniform(12, 22), rng.uniform(4, 8)), clip.palette[4]
+        )
 
 
 def _anchor(clip: _Clip, frames: np.ndarray) -> None:
@@ -320,12 +327,12 @@ def _anchor(clip: _Clip, frames: np.ndarray) -> None:
     _paint(frames, _ellipse(clip, cx, s * 0.78, head_r * 2.2, s * 0.25), pal[4])
     _paint(frames, _ellipse(clip, cx, head_y, head_r * 0.85, head_r), pal[3])
     banner = int(s * 0.8)
-    frames[:, banner:banner + 11] = pal[5].astype(np.uint8)
-    frames[:, banner + 11:] = pal[6].astype(np.uint8)
+    frames[:, banner : banner + 11] = pal[5].astype(np.uint8)
+    frames[:, banner + 11 :] = pal[6].astype(np.uint8)
     letters = (clip.rng.random(s * 2) < 0.55) & (np.arange(s * 2) % 4 != 3)
     text = np.broadcast_to(letters, (s - banner - 15, s * 2))
-    ticker = _pan(text, len(clip.t), s, 20 * clip.speed * clip.t)[:, :s - banner - 15]
-    frames[:, banner + 13:s - 2][ticker] = (30, 30, 40)
+    ticker = _pan(text, len(clip.t), s, 20 * clip.speed * clip.t)[:, : s - banner - 15]
+    frames[:, banner + 13 : s - 2][ticker] = (30, 30, 40)
 
 
 def _equalizer(clip: _Clip, frames: np.ndarray) -> None:
@@ -399,7 +406,29 @@ def _planet(clip: _Clip, frames: np.ndarray) -> None:
     _paint(frames, ring & ~(_disc(clip, cx, cy, r) & (clip.coords[None, :, None] < np.reshape(cy, (-1, 1, 1)))), pal[4])
 
 
-_BACKGROUNDS = {"tiles": _tiles, "field": _field, "skyline": _skyline, "mountains": _mountains, "studio": _studio,
-                "dark": _dark, "dots": _dots, "pixels": _pixels, "plain": _plain, "planks": _planks, "stars": _stars}
-_FOREGROUNDS = {"pots": _pots, "ball": _ball, "cars": _cars, "clouds": _clouds, "anchor": _anchor, "equalizer": _equalizer,
-                "bouncers": _bouncers, "sprite": _sprite, "device": _device, "barbell": _barbell, "planet": _planet}
+_BACKGROUNDS = {
+    "tiles": _tiles,
+    "field": _field,
+    "skyline": _skyline,
+    "mountains": _mountains,
+    "studio": _studio,
+    "dark": _dark,
+    "dots": _dots,
+    "pixels": _pixels,
+    "plain": _plain,
+    "planks": _planks,
+    "stars": _stars,
+}
+_FOREGROUNDS = {
+    "pots": _pots,
+    "ball": _ball,
+    "cars": _cars,
+    "clouds": _clouds,
+    "anchor": _anchor,
+    "equalizer": _equalizer,
+    "bouncers": _bouncers,
+    "sprite": _sprite,
+    "device": _device,
+    "barbell": _barbell,
+    "planet": _planet,
+}

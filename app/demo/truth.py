@@ -70,21 +70,29 @@ class Truth:
 
     def click_probability(self, user_ids, video_ids, hours, weekdays, devices, regions) -> np.ndarray:
         """P(click) of each impression: the probability the log's clicks were drawn with."""
-        return _sigmoid(self.params["click"]["bias"] + self.click_logit_without_bias(
-            user_ids, video_ids, hours, weekdays, devices, regions))
+        return _sigmoid(
+            self.params["click"]["bias"]
+            + self.click_logit_without_bias(user_ids, video_ids, hours, weekdays, devices, regions)
+        )
 
     def like_probability(self, user_ids, video_ids, hours, weekdays, devices, regions) -> np.ndarray:
         """P(like | click); context does not change it."""
         u, v, *_ = self._indices(user_ids, video_ids, hours, weekdays, devices, regions)
         p = self.params["like"]
-        return _sigmoid(p["bias"] + p["interest_weight"] * self._interest(u, v) + p["quality_weight"] * self.video_quality[v])
+        return _sigmoid(
+            p["bias"] + p["interest_weight"] * self._interest(u, v) + p["quality_weight"] * self.video_quality[v]
+        )
 
     def watch_fraction(self, user_ids, video_ids, hours, weekdays, devices, regions) -> np.ndarray:
         """Expected share of the video watched given a click (0-1); long videos are watched less on small screens."""
         u, v, _, _, d, _ = self._indices(user_ids, video_ids, hours, weekdays, devices, regions)
         p = self.params["watch"]
-        logit = (p["bias"] + p["interest_weight"] * self._interest(u, v) + p["quality_weight"] * self.video_quality[v]
-                 + np.asarray(p["duration_by_device"])[d] * self._duration_norm[v])
+        logit = (
+            p["bias"]
+            + p["interest_weight"] * self._interest(u, v)
+            + p["quality_weight"] * self.video_quality[v]
+            + np.asarray(p["duration_by_device"])[d] * self._duration_norm[v]
+        )
         return _sigmoid(logit)
 
     def click_logit_without_bias(self, user_ids, video_ids, hours, weekdays, devices, regions) -> np.ndarray:
@@ -92,25 +100,41 @@ class Truth:
         u, v, h, w, d, r = self._indices(user_ids, video_ids, hours, weekdays, devices, regions)
         p = {key: np.asarray(value) for key, value in self.params["click"].items()}
         c = self._video_cat[v]
-        return (self.user_bias[u] + p["interest_weight"] * self._interest(u, v) + self.video_quality[v]
-                + p["hour"][c, h] + p["device"][c, d] + p["duration_by_device"][d] * self._duration_norm[v]
-                + p["weekend"][c] * (w >= 5) + p["region"][c, r] + self.video_chinese_title[v] * p["chinese_title_by_region"][r])
+        return (
+            self.user_bias[u]
+            + p["interest_weight"] * self._interest(u, v)
+            + self.video_quality[v]
+            + p["hour"][c, h]
+            + p["device"][c, d]
+            + p["duration_by_device"][d] * self._duration_norm[v]
+            + p["weekend"][c] * (w >= 5)
+            + p["region"][c, r]
+            + self.video_chinese_title[v] * p["chinese_title_by_region"][r]
+        )
 
     def _interest(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         return np.log(self.user_interest[u, self._video_cat[v]] + self.params["click"]["interest_floor"])
 
     def _indices(self, user_ids, video_ids, hours, weekdays, devices, regions):
         users, videos, hours, weekdays, devices, regions = np.broadcast_arrays(
-            np.asarray(user_ids), np.asarray(video_ids), np.asarray(hours), np.asarray(weekdays),
-            np.asarray(devices), np.asarray(regions))
+            np.asarray(user_ids),
+            np.asarray(video_ids),
+            np.asarray(hours),
+            np.asarray(weekdays),
+            np.asarray(devices),
+            np.asarray(regions),
+        )
         hours, weekdays = hours.astype(np.int64), weekdays.astype(np.int64)
         if hours.size and (hours.min() < 0 or hours.max() > 23 or weekdays.min() < 0 or weekdays.max() > 6):
             raise ValueError("hours must be 0-23 and weekdays 0-6 (0 = Monday)")
-        return (_lookup(self._user_index, users, "user ids (not in this world)"),
-                _lookup(self._video_index, videos, "video ids (not in this world)"),
-                hours, weekdays,
-                _lookup({x: i for i, x in enumerate(self.devices)}, devices, "devices"),
-                _lookup({x: i for i, x in enumerate(self.regions)}, regions, "regions"))
+        return (
+            _lookup(self._user_index, users, "user ids (not in this world)"),
+            _lookup(self._video_index, videos, "video ids (not in this world)"),
+            hours,
+            weekdays,
+            _lookup({x: i for i, x in enumerate(self.devices)}, devices, "devices"),
+            _lookup({x: i for i, x in enumerate(self.regions)}, regions, "regions"),
+        )
 
     # ---- storage ----
 
@@ -118,15 +142,24 @@ class Truth:
         """Write `truth.json` into `world_dir` and return its path; floats round-trip exactly."""
         path = Path(world_dir) / TRUTH_FILE
         document = {
-            "categories": self.categories, "devices": self.devices, "regions": self.regions, "queries": self.queries,
-            "users": {"id": self.user_ids, "interest": self.user_interest.tolist(),
-                      "bias": self.user_bias.tolist(),
-                      "region": [self.user_region[u] for u in self.user_ids],
-                      "device": [self.user_device[u] for u in self.user_ids]},
-            "videos": {"id": self.video_ids, "category": [self.video_category[v] for v in self.video_ids],
-                       "duration": [self.video_duration[v] for v in self.video_ids],
-                       "quality": self.video_quality.tolist(),
-                       "chinese_title": self.video_chinese_title.astype(int).tolist()},
+            "categories": self.categories,
+            "devices": self.devices,
+            "regions": self.regions,
+            "queries": self.queries,
+            "users": {
+                "id": self.user_ids,
+                "interest": self.user_interest.tolist(),
+                "bias": self.user_bias.tolist(),
+                "region": [self.user_region[u] for u in self.user_ids],
+                "device": [self.user_device[u] for u in self.user_ids],
+            },
+            "videos": {
+                "id": self.video_ids,
+                "category": [self.video_category[v] for v in self.video_ids],
+                "duration": [self.video_duration[v] for v in self.video_ids],
+                "quality": self.video_quality.tolist(),
+                "chinese_title": self.video_chinese_title.astype(int).tolist(),
+            },
             "params": self.params,
         }
         path.write_text(json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -138,12 +171,20 @@ def load_truth(world_dir: str | Path) -> Truth:
     document = json.loads((Path(world_dir) / TRUTH_FILE).read_text(encoding="utf-8"))
     users, videos = document["users"], document["videos"]
     return Truth(
-        categories=document["categories"], devices=document["devices"], regions=document["regions"],
-        user_ids=users["id"], user_interest=np.array(users["interest"]), user_bias=np.array(users["bias"]),
-        user_region=dict(zip(users["id"], users["region"])), user_device=dict(zip(users["id"], users["device"])),
-        video_ids=videos["id"], video_category=dict(zip(videos["id"], videos["category"])),
-        video_duration=dict(zip(videos["id"], videos["duration"])), video_quality=np.array(videos["quality"]),
-        video_chinese_title=np.array(videos["chinese_title"], bool), queries=document["queries"],
+        categories=document["categories"],
+        devices=document["devices"],
+        regions=document["regions"],
+        user_ids=users["id"],
+        user_interest=np.array(users["interest"]),
+        user_bias=np.array(users["bias"]),
+        user_region=dict(zip(users["id"], users["region"])),
+        user_device=dict(zip(users["id"], users["device"])),
+        video_ids=videos["id"],
+        video_category=dict(zip(videos["id"], videos["category"])),
+        video_duration=dict(zip(videos["id"], videos["duration"])),
+        video_quality=np.array(videos["quality"]),
+        video_chinese_title=np.array(videos["chinese_title"], bool),
+        queries=document["queries"],
         params=document["params"],
     )
 

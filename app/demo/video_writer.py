@@ -7,9 +7,9 @@ containers, rotated, variable frame rate) that ingest must cope with.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import av
 import numpy as np

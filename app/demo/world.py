@@ -21,6 +21,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -50,22 +51,56 @@ WATCH_CONCENTRATION = 4.0  # Beta concentration of the watched fraction around i
 
 # Context effects on the click logit, per category (see truth.py for the formula).
 HOUR_PEAK_AND_AMPLITUDE = {
-    "cooking": (18, 0.6), "football": (16, 0.4), "golf": (10, 0.4), "travel": (21, 0.4), "nature": (13, 0.3),
-    "news": (8, 1.0), "music": (23, 0.9), "kids": (16, 1.0), "gaming": (22, 0.7), "tech": (13, 0.4),
-    "fitness": (7, 0.7), "space": (22, 0.5),
+    "cooking": (18, 0.6),
+    "football": (16, 0.4),
+    "golf": (10, 0.4),
+    "travel": (21, 0.4),
+    "nature": (13, 0.3),
+    "news": (8, 1.0),
+    "music": (23, 0.9),
+    "kids": (16, 1.0),
+    "gaming": (22, 0.7),
+    "tech": (13, 0.4),
+    "fitness": (7, 0.7),
+    "space": (22, 0.5),
 }
 DEVICE_EFFECT = {  # mobile, desktop, tv, tablet
-    "cooking": (0.0, -0.2, 0.1, 0.6), "football": (0.0, -0.2, 0.8, -0.2), "golf": (-0.2, 0.0, 0.6, 0.0),
-    "travel": (0.2, 0.0, 0.4, 0.2), "nature": (-0.3, 0.0, 0.8, 0.2), "news": (0.4, 0.2, 0.3, -0.2),
-    "music": (0.6, 0.0, -0.2, -0.2), "kids": (-0.2, -0.6, 0.4, 0.9), "gaming": (-0.2, 0.8, 0.2, -0.3),
-    "tech": (0.1, 0.7, -0.5, 0.1), "fitness": (0.5, -0.2, 0.4, 0.0), "space": (-0.2, 0.3, 0.6, 0.0),
+    "cooking": (0.0, -0.2, 0.1, 0.6),
+    "football": (0.0, -0.2, 0.8, -0.2),
+    "golf": (-0.2, 0.0, 0.6, 0.0),
+    "travel": (0.2, 0.0, 0.4, 0.2),
+    "nature": (-0.3, 0.0, 0.8, 0.2),
+    "news": (0.4, 0.2, 0.3, -0.2),
+    "music": (0.6, 0.0, -0.2, -0.2),
+    "kids": (-0.2, -0.6, 0.4, 0.9),
+    "gaming": (-0.2, 0.8, 0.2, -0.3),
+    "tech": (0.1, 0.7, -0.5, 0.1),
+    "fitness": (0.5, -0.2, 0.4, 0.0),
+    "space": (-0.2, 0.3, 0.6, 0.0),
 }
 CLICK_DURATION_BY_DEVICE = (-0.8, 0.0, 0.8, 0.0)  # long videos on the TV, short ones on the phone
 WATCH_DURATION_BY_DEVICE = (-0.8, 0.0, 0.4, -0.2)
-WEEKEND_EFFECT = {"cooking": 0.3, "football": 0.9, "golf": 0.9, "travel": 0.4, "nature": 0.3, "news": -0.6,
-                  "music": 0.2, "kids": 0.5, "gaming": 0.4, "tech": -0.3, "fitness": -0.2, "space": 0.0}
-REGION_EFFECT = {"football": {"eu": 0.4, "br": 0.5, "us": -0.4}, "golf": {"us": 0.4}, "cooking": {"in": 0.3, "cn": 0.2},
-                 "news": {"us": 0.2}, "gaming": {"cn": 0.3}}
+WEEKEND_EFFECT = {
+    "cooking": 0.3,
+    "football": 0.9,
+    "golf": 0.9,
+    "travel": 0.4,
+    "nature": 0.3,
+    "news": -0.6,
+    "music": 0.2,
+    "kids": 0.5,
+    "gaming": 0.4,
+    "tech": -0.3,
+    "fitness": -0.2,
+    "space": 0.0,
+}
+REGION_EFFECT = {
+    "football": {"eu": 0.4, "br": 0.5, "us": -0.4},
+    "golf": {"us": 0.4},
+    "cooking": {"in": 0.3, "cn": 0.2},
+    "news": {"us": 0.2},
+    "gaming": {"cn": 0.3},
+}
 CHINESE_TITLE_BY_REGION = {"us": -0.5, "eu": -0.5, "cn": 1.0, "in": -0.3, "br": -0.5}
 ACTIVE_HOUR_PEAKS = (7.5, 12.5, 17.0, 20.5, 22.5)  # users favour two of these local hours
 
@@ -84,8 +119,17 @@ class WorldSummary:
     seconds: float
 
 
-def generate_world(out_dir: str | Path, *, videos: int = DEFAULT_VIDEOS, users: int = DEFAULT_USERS, days: int = 30,
-                   impressions: int = 120_000, seed: int = 0, workers: int = 2, progress: bool = True) -> WorldSummary:
+def generate_world(
+    out_dir: str | Path,
+    *,
+    videos: int = DEFAULT_VIDEOS,
+    users: int = DEFAULT_USERS,
+    days: int = 30,
+    impressions: int = 120_000,
+    seed: int = 0,
+    workers: int = 2,
+    progress: bool = True,
+) -> WorldSummary:
     """Write a demo world into `out_dir` (created if needed; earlier world files are overwritten)."""
     if videos < 2 * len(CATEGORIES) or users < 1 or days < 1 or impressions < 1:
         raise ValueError(f"need videos >= {2 * len(CATEGORIES)} (two per category) and users, days, impressions >= 1")
@@ -103,12 +147,19 @@ def generate_world(out_dir: str | Path, *, videos: int = DEFAULT_VIDEOS, users: 
     truth_path = truth.save(world_dir)
     _write_videos(world_dir, catalog, workers, progress)
     seconds = time.perf_counter() - started
-    logger.info("demo world: %d videos, %d users, %d impressions in %.1f s -> %s", videos, users, impressions,
-                seconds, world_dir)
+    logger.info(
+        "demo world: %d videos, %d users, %d impressions in %.1f s -> %s",
+        videos,
+        users,
+        impressions,
+        seconds,
+        world_dir,
+    )
     return WorldSummary(videos, users, impressions, world_dir, manifest, interactions, truth_path, seconds)
 
 
 # ---- the catalog ----
+
 
 def _make_catalog(rng: np.random.Generator, n: int, days: int) -> dict[str, np.ndarray | list]:
     """Per video: id, category, frames, quality, title language and kind, label, publication time, text."""
@@ -120,15 +171,20 @@ def _make_catalog(rng: np.random.Generator, n: int, days: int) -> dict[str, np.n
     labelled = ~_exact_share(rng, n, SHARE_UNLABELLED)
     before = _exact_share(rng, n, SHARE_PUBLISHED_BEFORE)
     published_days = np.where(before, rng.uniform(-60, 0, n), rng.uniform(0, days, n))
-    texts = []
+    texts: list[tuple[str, str, list[str]]] = []
     for i in range(n):
         if uninformative[i]:
             texts.append((uninformative_title(rng), "", []))
         else:
             texts.append(make_text(CATEGORIES[category[i]], "zh" if chinese[i] else "en", rng))
     return {
-        "id": [f"v{i + 1:0{width}d}" for i in range(n)], "category": category, "n_frames": n_frames,
-        "quality": rng.normal(0, 0.5, n), "chinese": chinese, "labelled": labelled, "texts": texts,
+        "id": [f"v{i + 1:0{width}d}" for i in range(n)],
+        "category": category,
+        "n_frames": n_frames,
+        "quality": rng.normal(0, 0.5, n),
+        "chinese": chinese,
+        "labelled": labelled,
+        "texts": texts,
         "published_minute": np.round(published_days * 1440).astype(np.int64),  # UTC minutes since LOG_START
         "render_seed": rng.integers(0, 2**31, n),
     }
@@ -144,6 +200,7 @@ def _exact_share(rng: np.random.Generator, n: int, share: float, among: np.ndarr
 
 # ---- the users ----
 
+
 def _make_users(rng: np.random.Generator, n: int) -> dict[str, np.ndarray | list]:
     """Per user: sparse interests (1-3 dominant categories), region, preferred device, active hours, activity."""
     k = len(CATEGORIES)
@@ -158,45 +215,68 @@ def _make_users(rng: np.random.Generator, n: int) -> dict[str, np.ndarray | list
             distance = np.minimum(np.abs(hours - peak), 24 - np.abs(hours - peak))
             row += weight * np.exp(-0.5 * (distance / 1.5) ** 2)
     return {
-        "id": [f"u{i + 1:0{max(4, len(str(n)))}d}" for i in range(n)], "interest": interest,
-        "region": rng.choice(len(REGIONS), n, p=REGION_SHARES), "device": rng.choice(len(DEVICES), n, p=DEVICE_SHARES),
+        "id": [f"u{i + 1:0{max(4, len(str(n)))}d}" for i in range(n)],
+        "interest": interest,
+        "region": rng.choice(len(REGIONS), n, p=REGION_SHARES),
+        "device": rng.choice(len(DEVICES), n, p=DEVICE_SHARES),
         "hour_weights": hour_weights / hour_weights.sum(1, keepdims=True),
-        "activity": rng.lognormal(0, 0.7, n), "bias": rng.normal(0, 0.4, n),
+        "activity": rng.lognormal(0, 0.7, n),
+        "bias": rng.normal(0, 0.4, n),
     }
 
 
 # ---- the truth ----
 
+
 def _make_truth(catalog: dict, population: dict) -> Truth:
     """The click/like/watch model of this world, with the click bias still 0 (calibrated on the log)."""
     hours = np.arange(24)
-    hour_table = [(amp * np.cos(2 * np.pi * (hours - peak) / 24)).tolist()
-                  for peak, amp in (HOUR_PEAK_AND_AMPLITUDE[c] for c in CATEGORIES)]
-    params = {
-        "click": {"bias": 0.0, "interest_weight": 1.0, "interest_floor": 0.03, "hour": hour_table,
-                  "device": [list(DEVICE_EFFECT[c]) for c in CATEGORIES],
-                  "duration_by_device": list(CLICK_DURATION_BY_DEVICE),
-                  "weekend": [WEEKEND_EFFECT[c] for c in CATEGORIES],
-                  "region": [[REGION_EFFECT.get(c, {}).get(r, 0.0) for r in REGIONS] for c in CATEGORIES],
-                  "chinese_title_by_region": [CHINESE_TITLE_BY_REGION[r] for r in REGIONS]},
+    hour_table = [
+        (amp * np.cos(2 * np.pi * (hours - peak) / 24)).tolist()
+        for peak, amp in (HOUR_PEAK_AND_AMPLITUDE[c] for c in CATEGORIES)
+    ]
+    params: dict[str, dict[str, Any]] = {
+        "click": {
+            "bias": 0.0,
+            "interest_weight": 1.0,
+            "interest_floor": 0.03,
+            "hour": hour_table,
+            "device": [list(DEVICE_EFFECT[c]) for c in CATEGORIES],
+            "duration_by_device": list(CLICK_DURATION_BY_DEVICE),
+            "weekend": [WEEKEND_EFFECT[c] for c in CATEGORIES],
+            "region": [[REGION_EFFECT.get(c, {}).get(r, 0.0) for r in REGIONS] for c in CATEGORIES],
+            "chinese_title_by_region": [CHINESE_TITLE_BY_REGION[r] for r in REGIONS],
+        },
         "like": {"bias": -0.4, "interest_weight": 0.8, "quality_weight": 0.8},
-        "watch": {"bias": 0.6, "interest_weight": 0.5, "quality_weight": 0.6,
-                  "duration_by_device": list(WATCH_DURATION_BY_DEVICE)},
+        "watch": {
+            "bias": 0.6,
+            "interest_weight": 0.5,
+            "quality_weight": 0.6,
+            "duration_by_device": list(WATCH_DURATION_BY_DEVICE),
+        },
     }
     video_ids, user_ids = catalog["id"], population["id"]
     return Truth(
-        categories=list(CATEGORIES), devices=list(DEVICES), regions=list(REGIONS), user_ids=user_ids,
-        user_interest=population["interest"], user_bias=population["bias"],
+        categories=list(CATEGORIES),
+        devices=list(DEVICES),
+        regions=list(REGIONS),
+        user_ids=user_ids,
+        user_interest=population["interest"],
+        user_bias=population["bias"],
         user_region={u: REGIONS[r] for u, r in zip(user_ids, population["region"])},
         user_device={u: DEVICES[d] for u, d in zip(user_ids, population["device"])},
-        video_ids=video_ids, video_category={v: CATEGORIES[c] for v, c in zip(video_ids, catalog["category"])},
+        video_ids=video_ids,
+        video_category={v: CATEGORIES[c] for v, c in zip(video_ids, catalog["category"])},
         video_duration={v: int(f) / FPS for v, f in zip(video_ids, catalog["n_frames"])},
-        video_quality=catalog["quality"], video_chinese_title=catalog["chinese"],
-        queries={lang: {c: list(q) for c, q in by_cat.items()} for lang, by_cat in QUERIES.items()}, params=params,
+        video_quality=catalog["quality"],
+        video_chinese_title=catalog["chinese"],
+        queries={lang: {c: list(q) for c, q in by_cat.items()} for lang, by_cat in QUERIES.items()},
+        params=params,
     )
 
 
 # ---- the log ----
+
 
 def _draw_log(rng: np.random.Generator, catalog: dict, population: dict, truth: Truth, days: int, n: int) -> dict:
     """Impressions from the logging policy, with clicks, likes and watch time drawn from the truth.
@@ -232,9 +312,16 @@ def _draw_log(rng: np.random.Generator, catalog: dict, population: dict, truth: 
     order = np.lexsort((position, user, utc_second))
     offsets = np.array([_format_offset(REGION_UTC_OFFSET_MINUTES[r]) for r in REGIONS])[population["region"][user]]
     local_time = np.datetime_as_string(LOG_START + second.astype("timedelta64[s]"), unit="s")
-    return {"user_id": users[order], "video_id": ids[order], "timestamp": np.char.add(local_time, offsets)[order],
-            "device": device[order], "region": region[order], "clicked": clicked[order].astype(int),
-            "liked": liked[order].astype(int), "watch_seconds": watch[order]}
+    return {
+        "user_id": users[order],
+        "video_id": ids[order],
+        "timestamp": np.char.add(local_time, offsets)[order],
+        "device": device[order],
+        "region": region[order],
+        "clicked": clicked[order].astype(int),
+        "liked": liked[order].astype(int),
+        "watch_seconds": watch[order],
+    }
 
 
 def _draw_sessions(rng: np.random.Generator, population: dict, days: int, n: int) -> dict[str, np.ndarray]:
@@ -265,7 +352,9 @@ def _space_out(user: np.ndarray, start: np.ndarray, gap: int) -> np.ndarray:
     return result
 
 
-def _pick_videos(rng: np.random.Generator, catalog: dict, population: dict, user: np.ndarray, utc_minute: np.ndarray) -> np.ndarray:
+def _pick_videos(
+    rng: np.random.Generator, catalog: dict, population: dict, user: np.ndarray, utc_minute: np.ndarray
+) -> np.ndarray:
     """The logging policy: popular, random or personal picks among videos published before each impression."""
     n = len(user)
     published = catalog["published_minute"]
@@ -306,6 +395,7 @@ def _format_offset(minutes: int) -> str:
 
 # ---- files ----
 
+
 def _write_manifest(world_dir: Path, catalog: dict) -> Path:
     path = world_dir / "manifest.csv"
     published = np.datetime_as_string(LOG_START + catalog["published_minute"].astype("timedelta64[m]"), unit="s")
@@ -315,8 +405,17 @@ def _write_manifest(world_dir: Path, catalog: dict) -> Path:
         for i, video_id in enumerate(catalog["id"]):
             title, description, tags = catalog["texts"][i]
             category = CATEGORIES[catalog["category"][i]] if catalog["labelled"][i] else ""
-            writer.writerow((f"videos/{video_id}.mp4", video_id, title, description, "|".join(tags), category,
-                             published[i] + "+00:00"))
+            writer.writerow(
+                (
+                    f"videos/{video_id}.mp4",
+                    video_id,
+                    title,
+                    description,
+                    "|".join(tags),
+                    category,
+                    published[i] + "+00:00",
+                )
+            )
     return path
 
 
@@ -332,8 +431,10 @@ def _write_log(world_dir: Path, log: dict) -> Path:
 
 def _write_videos(world_dir: Path, catalog: dict, workers: int, progress: bool) -> None:
     """Render and encode every clip, longest first, on `workers` processes (in this one if workers <= 1)."""
-    jobs = [(str(world_dir / "videos" / f"{video_id}.mp4"), CATEGORIES[c], int(f), int(s))
-            for video_id, c, f, s in zip(catalog["id"], catalog["category"], catalog["n_frames"], catalog["render_seed"])]
+    jobs = [
+        (str(world_dir / "videos" / f"{video_id}.mp4"), CATEGORIES[c], int(f), int(s))
+        for video_id, c, f, s in zip(catalog["id"], catalog["category"], catalog["n_frames"], catalog["render_seed"])
+    ]
     jobs.sort(key=lambda job: -job[2])
     bar = tqdm(total=len(jobs), desc="rendering videos", unit="video", disable=not progress, file=sys.stderr)
     if workers <= 1:

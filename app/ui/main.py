@@ -1,5 +1,6 @@
 """The web UI's entry point (`streamlit run app/ui/main.py`, started by `vidrec serve`): page setup and
 navigation. `?video=V` on the app's root opens that video's page (docs/cli.md, Web UI deep links)."""
+
 from __future__ import annotations
 
 import sys
@@ -17,8 +18,9 @@ from ingest.store import StoreError  # noqa: E402
 st.set_page_config(page_title="vidrec", page_icon="🎬", layout="wide")
 
 PAGES = {
-    "for_you": st.Page("views/for_you.py", title="For you", icon=":material/recommend:", url_path="for-you",
-                       default=True),
+    "for_you": st.Page(
+        "views/for_you.py", title="For you", icon=":material/recommend:", url_path="for-you", default=True
+    ),
     "video": st.Page("views/video.py", title="Video", icon=":material/play_circle:", url_path="video"),
     "search": st.Page("views/search.py", title="Search", icon=":material/search:", url_path="search"),
     "catalog": st.Page("views/catalog.py", title="Catalog", icon=":material/video_library:", url_path="catalog"),

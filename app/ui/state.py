@@ -1,5 +1,6 @@
 """What every page shares: the API object (cached per catalog version), the chosen user and context,
 and this browser session's feedback state (what it means is `index/feedback.py`'s)."""
+
 from __future__ import annotations
 
 import uuid
@@ -62,14 +63,16 @@ def current_user() -> str:
 def current_context(vidrec: Vidrec) -> Context:
     """The context chosen on For you (the user's defaults for the parts not chosen yet)."""
     c = choice()
-    return vidrec.context(current_user(), c.get("hour"), c.get("weekday"), c.get("device") or None,
-                          c.get("region") or None)
+    return vidrec.context(
+        current_user(), c.get("hour"), c.get("weekday"), c.get("device") or None, c.get("region") or None
+    )
 
 
 def parse_link(params) -> tuple[dict, list[str]]:
     """Deep-link query parameters (docs/cli.md, Web UI deep links) -> ({key: value}, problems). Values that
     do not parse are left out (their defaults apply) and reported, never fatal."""
-    out, problems = {}, []
+    out: dict[str, int | str] = {}
+    problems: list[str] = []
     names = {d.lower(): i for i, d in enumerate(WEEKDAYS)} | {d[:3].lower(): i for i, d in enumerate(WEEKDAYS)}
     for key in LINK_KEYS:
         raw = params.get(key)
@@ -113,10 +116,22 @@ def apply_link(vidrec: Vidrec) -> list[str]:
         return []
     values, problems = parse_link(params)
     user = values.get("user") or NEW_VISITOR
-    default = vidrec.context(visitor_id() if user == NEW_VISITOR else user, values.get("hour"),
-                             values.get("weekday"), values.get("device"), values.get("region"))
-    _set({"user": user, "hour": default.hour, "weekday": default.weekday, "device": default.device or "",
-          "region": default.region or ""})
+    default = vidrec.context(
+        visitor_id() if user == NEW_VISITOR else user,
+        values.get("hour"),
+        values.get("weekday"),
+        values.get("device"),
+        values.get("region"),
+    )
+    _set(
+        {
+            "user": user,
+            "hour": default.hour,
+            "weekday": default.weekday,
+            "device": default.device or "",
+            "region": default.region or "",
+        }
+    )
     c["_link"] = signature
     return problems
 
@@ -139,8 +154,13 @@ def user_changed(vidrec: Vidrec) -> None:
 def write_link() -> None:
     """Keep the URL in step with the chosen user and context, so that it can be shared or bookmarked."""
     c = choice()
-    wanted = {"user": c.get("user") or NEW_VISITOR, "hour": str(c.get("hour")), "weekday": str(c.get("weekday")),
-              "device": c.get("device") or "", "region": c.get("region") or ""}
+    wanted = {
+        "user": c.get("user") or NEW_VISITOR,
+        "hour": str(c.get("hour")),
+        "weekday": str(c.get("weekday")),
+        "device": c.get("device") or "",
+        "region": c.get("region") or "",
+    }
     wanted = {k: v for k, v in wanted.items() if v not in ("", "None") and not (k == "user" and v == NEW_VISITOR)}
     if {k: st.query_params.get(k) for k in LINK_KEYS if k in st.query_params} != wanted:
         st.query_params.from_dict(wanted)
@@ -169,5 +189,7 @@ def log_shown(vidrec: Vidrec, user_id: str, video_ids: list[str], context: Conte
 
 
 def describe(context: Context) -> str:
-    return (f"{WEEKDAYS[context.weekday]} {context.hour:02d}:00, on {context.device or 'any device'}"
-            f" in {context.region or 'any region'}")
+    return (
+        f"{WEEKDAYS[context.weekday]} {context.hour:02d}:00, on {context.device or 'any device'}"
+        f" in {context.region or 'any region'}"
+    )

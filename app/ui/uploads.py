@@ -1,6 +1,7 @@
 """Uploads from the browser: saved under generated names inside the data dir's uploads folder, never under the name
 the browser sent (which could hold `../` or clash), with a size limit. A batch of uploaded videos is
 ingested through a small manifest that gives each file its original name as the title."""
+
 from __future__ import annotations
 
 import csv

@@ -5,6 +5,7 @@ through `md()`, which escapes every Markdown special character, so a title like
 `<script>alert(1)</script>` or `[x](javascript:alert(1))` shows as typed. Nothing here uses
 `unsafe_allow_html`.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,10 @@ import streamlit as st
 
 VIDEO_PAGE = "views/video.py"
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$=^&])")
-ACTIONS = {"like": (":material/thumb_up:", "Like: more like this"),
-           "skip": (":material/block:", "Not interested: leave it out")}
+ACTIONS = {
+    "like": (":material/thumb_up:", "Like: more like this"),
+    "skip": (":material/block:", "Not interested: leave it out"),
+}
 
 
 def md(text, limit: int | None = None) -> str:
@@ -31,8 +34,11 @@ def title_of(item: dict) -> str:
 
 def duration(seconds) -> str:
     seconds = int(round(float(seconds or 0)))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
-        f"{seconds // 60}:{seconds % 60:02d}"
+    return (
+        f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60}:{seconds % 60:02d}"
+    )
 
 
 def open_video(video_id: str) -> None:
@@ -60,8 +66,15 @@ def card(item: dict, thumb: bytes | None, key: str, detail: str = "", why=None, 
             open_video(video_id)
         for column, (name, callback) in zip(buttons[1:], (actions or {}).items()):
             icon, tip = ACTIONS[name]
-            column.button("", icon=icon, help=tip, key=f"{key}-{name}-{video_id}", on_click=callback, args=(video_id,),
-                          width="stretch")
+            column.button(
+                "",
+                icon=icon,
+                help=tip,
+                key=f"{key}-{name}-{video_id}",
+                on_click=callback,
+                args=(video_id,),
+                width="stretch",
+            )
 
 
 def grid(vidrec, items: list[dict], key: str, columns: int = 5, detail=None, why=None, actions=None) -> None:
@@ -73,10 +86,16 @@ def grid(vidrec, items: list[dict], key: str, columns: int = 5, detail=None, why
     thumbs = vidrec.store.videos.thumbnails([i["video_id"] for i in items])
     for start in range(0, len(items), columns):
         row = st.columns(columns, gap="small")
-        for column, item in zip(row, items[start:start + columns]):
+        for column, item in zip(row, items[start : start + columns]):
             with column:
-                card(item, thumbs.get(item["video_id"]), key, detail(item) if detail else "",
-                     (lambda item=item: why(item)) if why else None, actions)
+                card(
+                    item,
+                    thumbs.get(item["video_id"]),
+                    key,
+                    detail(item) if detail else "",
+                    (lambda item=item: why(item)) if why else None,
+                    actions,
+                )
 
 
 def compact_list(vidrec, items: list[dict], key: str, detail=None) -> None:

@@ -4,10 +4,23 @@ checkpoints, scoring and evaluation of the multi-task model (whose network lives
 Modules import one way: errors <- features <- split <- ranking <- training <- scoring <- checkpoint <-
 evaluation.
 """
+
 from .checkpoint import load_model, save_model, train_and_save
 from .errors import FeatureError, ModelError
 from .scoring import LoadedModel
 from .training import ARCH_CHOICES, BALANCE_CHOICES, DEFAULT_ARCH, DEFAULT_BALANCE, DEFAULT_EPOCHS, TrainOptions
 
-__all__ = ["ModelError", "FeatureError", "TrainOptions", "DEFAULT_ARCH", "DEFAULT_BALANCE", "DEFAULT_EPOCHS",
-           "ARCH_CHOICES", "BALANCE_CHOICES", "train_and_save", "save_model", "load_model", "LoadedModel"]
+__all__ = [
+    "ModelError",
+    "FeatureError",
+    "TrainOptions",
+    "DEFAULT_ARCH",
+    "DEFAULT_BALANCE",
+    "DEFAULT_EPOCHS",
+    "ARCH_CHOICES",
+    "BALANCE_CHOICES",
+    "train_and_save",
+    "save_model",
+    "load_model",
+    "LoadedModel",
+]

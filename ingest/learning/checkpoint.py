@@ -4,12 +4,14 @@ metrics, curves and diagnostics) plus the store's models row.
 Loading checks everything a checkpoint could get wrong (format, CLIP version, weights that do not fit
 the configuration) and says in one line what to do: retrain.
 """
+
 from __future__ import annotations
 
 import json
 import time
 import uuid
 from dataclasses import asdict
+from typing import Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -20,7 +22,7 @@ from ..store import ModelRecord, Store, ensure
 from .errors import ModelError
 from .features import HISTORY_LENGTH, Vocabulary, read_catalog
 from .scoring import LoadedModel
-from .training import TrainOptions, Trained, train_config, train_model
+from .training import Trained, TrainOptions, train_config, train_model
 
 FORMAT = 1  # of config.json and the weights' names
 
@@ -30,25 +32,36 @@ def save_model(store: Store, trained: Trained) -> str:
     model_id = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{trained.options.arch}-{uuid.uuid4().hex[:6]}"
     relative = store.paths.model_name(model_id)
     files = store.paths.model_files(relative)
-    weights = {f"{name}.{key}": value.contiguous() for name, net in trained.nets.items()
-               for key, value in net.state_dict().items()}
+    weights = {
+        f"{name}.{key}": value.contiguous()
+        for name, net in trained.nets.items()
+        for key, value in net.state_dict().items()
+    }
     save_file(weights, str(ensure(files.weights)))
     options = asdict(trained.options)
     options["groups"] = list(options["groups"])
-    config = {"format": FORMAT, "model_id": model_id, "arch": trained.options.arch,
-              "clip_version": trained.features.catalog.clip_version,
-              "nets": {name: net.config.to_dict() for name, net in trained.nets.items()},
-              "vocabulary": trained.features.vocabulary.to_dict(), "options": options,
-              "history_length": int(trained.features.impressions.history.shape[1]),
-              "train": train_config(trained.options).to_dict(), "split": trained.split.summary(),
-              "best_epochs": {n: f.best_epoch for n, f in trained.fits.items()},
-              "seconds": round(trained.seconds, 1),
-              "examples_per_second": {n: round(f.examples_per_second) for n, f in trained.fits.items()}}
+    config = {
+        "format": FORMAT,
+        "model_id": model_id,
+        "arch": trained.options.arch,
+        "clip_version": trained.features.catalog.clip_version,
+        "nets": {name: net.config.to_dict() for name, net in trained.nets.items()},
+        "vocabulary": trained.features.vocabulary.to_dict(),
+        "options": options,
+        "history_length": int(trained.features.impressions.history.shape[1]),
+        "train": train_config(trained.options).to_dict(),
+        "split": trained.split.summary(),
+        "best_epochs": {n: f.best_epoch for n, f in trained.fits.items()},
+        "seconds": round(trained.seconds, 1),
+        "examples_per_second": {n: round(f.examples_per_second) for n, f in trained.fits.items()},
+    }
     files.config.write_text(json.dumps(config, indent=1), encoding="utf-8")
     files.metrics.write_text(json.dumps(trained.metrics, indent=1), encoding="utf-8")
     files.curves.write_text(json.dumps(trained.curves), encoding="utf-8")
     files.diagnostics.write_text(json.dumps(trained.diagnostics, indent=1), encoding="utf-8")
-    store.models.add(model_id, config["clip_version"], config["arch"], relative, config, trained.metrics)
+    store.models.add(
+        model_id, trained.features.catalog.clip_version, trained.options.arch, relative, config, trained.metrics
+    )
     return model_id
 
 
@@ -66,8 +79,10 @@ def load_model(store: Store, model_id: str | None = None) -> LoadedModel:
     current = None if clip is None else clip.version
     usable = [r for r in records if r.clip_version == current]
     if not usable:
-        raise ModelError(f"the model {records[0].model_id} was trained on CLIP version {records[0].clip_version}, "
-                         f"but the catalog's embeddings are now CLIP version {current}: retrain with `vidrec train`")
+        raise ModelError(
+            f"the model {records[0].model_id} was trained on CLIP version {records[0].clip_version}, "
+            f"but the catalog's embeddings are now CLIP version {current}: retrain with `vidrec train`"
+        )
     return _load(store, usable[0], current)
 
 
@@ -77,41 +92,65 @@ def _load(store: Store, record: ModelRecord, clip_version: int | None) -> Loaded
         config = json.loads(files.config.read_text(encoding="utf-8"))
         weights = load_file(str(files.weights))
     except (OSError, ValueError, SafetensorError) as exc:
-        raise ModelError(f"model {record.model_id} cannot be read ({type(exc).__name__}: {exc}); "
-                         "retrain with `vidrec train`") from None
+        raise ModelError(
+            f"model {record.model_id} cannot be read ({type(exc).__name__}: {exc}); retrain with `vidrec train`"
+        ) from None
     if config.get("format") != FORMAT or config.get("clip_version") != clip_version:
-        raise ModelError(f"model {record.model_id} was saved in another format or for another CLIP version; "
-                         "retrain with `vidrec train`")
+        raise ModelError(
+            f"model {record.model_id} was saved in another format or for another CLIP version; "
+            "retrain with `vidrec train`"
+        )
     vocabulary = Vocabulary(**config["vocabulary"])
     catalog, _ = read_catalog(store, vocabulary)
     nets = {}
     for name, net_config in config["nets"].items():
         try:
             net = MultiTaskNet(NetConfig(**net_config))
-            state = {key[len(name) + 1:]: value for key, value in weights.items() if key.startswith(name + ".")}
+            state = {key[len(name) + 1 :]: value for key, value in weights.items() if key.startswith(name + ".")}
             net.load_state_dict(state, strict=True)
             net.set_catalog(catalog.tensors)
         except (TypeError, ValueError, RuntimeError) as exc:
             reason = " ".join(str(exc).split())[:200]
-            raise ModelError(f"model {record.model_id}'s weights do not match its configuration ({reason}); "
-                             "retrain with `vidrec train`") from None
+            raise ModelError(
+                f"model {record.model_id}'s weights do not match its configuration ({reason}); "
+                "retrain with `vidrec train`"
+            ) from None
         net.eval()
         nets[name] = net
-    return LoadedModel(store, record.model_id, int(config["clip_version"]), config, record.metrics, nets, vocabulary,
-                       catalog, int(config.get("history_length", HISTORY_LENGTH)))
+    return LoadedModel(
+        store,
+        record.model_id,
+        int(config["clip_version"]),
+        config,
+        record.metrics,
+        nets,
+        vocabulary,
+        catalog,
+        int(config.get("history_length", HISTORY_LENGTH)),
+    )
 
 
 def options_of(model: LoadedModel) -> TrainOptions:
     """The options a saved model was trained with."""
-    return TrainOptions(**{k: (tuple(v) if k == "groups" else v) for k, v in model.config["options"].items()})
+    saved: dict[str, Any] = dict(model.config["options"])
+    saved["groups"] = tuple(saved["groups"])
+    return TrainOptions(**saved)
 
 
 def train_and_save(store: Store, options: TrainOptions | None = None) -> dict:
     """`vidrec train`: train, evaluate, save; the command's JSON."""
     trained = train_model(store, options)
     model_id = save_model(store, trained)
-    return {"model_id": model_id, "clip": trained.features.catalog.clip_version, "arch": trained.options.arch,
-            "balance": trained.options.balance, "pcgrad": trained.options.pcgrad, "metrics": trained.metrics,
-            "split": trained.split.summary(), "best_epochs": {n: f.best_epoch for n, f in trained.fits.items()},
-            "diagnostics": trained.diagnostics, "seconds": round(trained.seconds, 1),
-            "examples_per_second": {n: round(f.examples_per_second) for n, f in trained.fits.items()}}
+    return {
+        "model_id": model_id,
+        "clip": trained.features.catalog.clip_version,
+        "arch": trained.options.arch,
+        "balance": trained.options.balance,
+        "pcgrad": trained.options.pcgrad,
+        "metrics": trained.metrics,
+        "split": trained.split.summary(),
+        "best_epochs": {n: f.best_epoch for n, f in trained.fits.items()},
+        "diagnostics": trained.diagnostics,
+        "seconds": round(trained.seconds, 1),
+        "examples_per_second": {n: round(f.examples_per_second) for n, f in trained.fits.items()},
+    }

@@ -6,6 +6,7 @@ An oracle is a world's ground truth (the demo world has one): it is passed in by
 command layer, tests, benchmarks), never looked up here, so that the product learns and evaluates from
 the store alone. Everything that uses it says so in its name.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ from .features import FeatureSet, build_features
 from .ranking import click_probability
 from .scoring import LoadedModel
 from .split import Split
-from .training import DEFAULT_ARCH, DEFAULT_BALANCE, DEFAULT_EPOCHS, TrainOptions, Trained, test_metrics, train_model
+from .training import DEFAULT_ARCH, DEFAULT_BALANCE, DEFAULT_EPOCHS, Trained, TrainOptions, test_metrics, train_model
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +48,23 @@ class Oracle(Protocol):
     def click_logit_without_bias(self, users, videos, hour, weekday, device, region) -> np.ndarray: ...
 
 
-TABLE = [("click", "auc"), ("click", "gauc"), ("click", "logloss"), ("like", "auc"), ("like", "gauc"),
-         ("watch", "mae"), ("category", "accuracy"), ("category", "macro_f1"), ("category", "unlabelled_accuracy"),
-         ("context", "accuracy"), ("context", "hour_effect_corr"), ("context", "device_effect_corr"),
-         ("retrieval", "recall_at_10"), ("ranking", "ndcg_at_10"), ("ranking", "recall_at_10")]
+TABLE = [
+    ("click", "auc"),
+    ("click", "gauc"),
+    ("click", "logloss"),
+    ("like", "auc"),
+    ("like", "gauc"),
+    ("watch", "mae"),
+    ("category", "accuracy"),
+    ("category", "macro_f1"),
+    ("category", "unlabelled_accuracy"),
+    ("context", "accuracy"),
+    ("context", "hour_effect_corr"),
+    ("context", "device_effect_corr"),
+    ("retrieval", "recall_at_10"),
+    ("ranking", "ndcg_at_10"),
+    ("ranking", "recall_at_10"),
+]
 
 
 # ---- baselines ---------------------------------------------------------------------------------------------
@@ -82,11 +96,14 @@ def _truth_columns(features: FeatureSet, data: Impressions) -> tuple:
     vocab = features.vocabulary
     names = [None] + vocab.devices
     regions = [None] + vocab.regions
-    return (np.array(features.user_ids, dtype=object)[data.group.numpy()],
-            np.array(features.catalog.video_ids, dtype=object)[data.video.numpy()],
-            data.hour.numpy(), data.weekday.numpy(),
-            np.array([names[i] for i in data.device.tolist()], dtype=object),
-            np.array([regions[i] for i in data.region.tolist()], dtype=object))
+    return (
+        np.array(features.user_ids, dtype=object)[data.group.numpy()],
+        np.array(features.catalog.video_ids, dtype=object)[data.video.numpy()],
+        data.hour.numpy(),
+        data.weekday.numpy(),
+        np.array([names[i] for i in data.device.tolist()], dtype=object),
+        np.array([regions[i] for i in data.region.tolist()], dtype=object),
+    )
 
 
 def oracle_metrics(truth: Oracle, features: FeatureSet, rows: np.ndarray) -> dict | None:
@@ -101,14 +118,24 @@ def oracle_metrics(truth: Oracle, features: FeatureSet, rows: np.ndarray) -> dic
     y = {k: v.numpy() for k, v in data.batch().items()}
     clicked = y["click"] > 0.5
     like_known, watch_known = clicked & ~np.isnan(y["like"]), clicked & ~np.isnan(y["watch"])
-    return {"click": binary_metrics(y["click"], p_click, y["group"]),
-            "like": binary_metrics(y["like"][like_known], p_like[like_known], y["group"][like_known]),
-            "watch": {"mae": float(np.abs(y["watch"][watch_known] - p_watch[watch_known]).mean()) if watch_known.any() else None}}
+    return {
+        "click": binary_metrics(y["click"], p_click, y["group"]),
+        "like": binary_metrics(y["like"][like_known], p_like[like_known], y["group"][like_known]),
+        "watch": {
+            "mae": float(np.abs(y["watch"][watch_known] - p_watch[watch_known]).mean()) if watch_known.any() else None
+        },
+    }
 
 
 @torch.no_grad()
-def context_direction(truth: Oracle, nets: dict[str, MultiTaskNet], features: FeatureSet, rows: np.ndarray,
-                      sample: int = 3000, seed: int = 0) -> dict | None:
+def context_direction(
+    truth: Oracle,
+    nets: dict[str, MultiTaskNet],
+    features: FeatureSet,
+    rows: np.ndarray,
+    sample: int = 3000,
+    seed: int = 0,
+) -> dict | None:
     """Does the model move with context the way the world does? For sampled test rows, the change of the
     model's click logit when the hour moves by 12 (or the device changes) against the truth's change:
     their Pearson correlation (1: same direction and proportion; 0: the model ignores the context)."""
@@ -118,8 +145,10 @@ def context_direction(truth: Oracle, nets: dict[str, MultiTaskNet], features: Fe
     known = (data.device > 0).numpy()
     n_devices = len(features.vocabulary.devices)
     out = {}
-    for name, change in (("hour_effect_corr", lambda d: setattr(d, "hour", (d.hour + 12) % 24)),
-                         ("device_effect_corr", lambda d: setattr(d, "device", (d.device % n_devices) + 1))):
+    for name, change in (
+        ("hour_effect_corr", lambda d: setattr(d, "hour", (d.hour + 12) % 24)),
+        ("device_effect_corr", lambda d: setattr(d, "device", (d.device % n_devices) + 1)),
+    ):
         moved = data.take(torch.arange(len(data)))
         change(moved)
         try:
@@ -163,7 +192,9 @@ def with_truth(truth: Oracle | None, trained: Trained, metrics: dict) -> tuple[d
                 net.eval()
                 everything = torch.arange(len(trained.features.catalog.video_ids))
                 probabilities = net.probabilities({"category": net.category_logits(everything)})["category"].numpy()
-            metrics.setdefault("category", {})["unlabelled_accuracy"] = unlabelled_category_accuracy(truth, trained, probabilities)
+            metrics.setdefault("category", {})["unlabelled_accuracy"] = unlabelled_category_accuracy(
+                truth, trained, probabilities
+            )
     direction = context_direction(truth, trained.nets, trained.features, trained.split.test)
     if direction:
         metrics.setdefault("context", {}).update(direction)
@@ -175,11 +206,15 @@ def variants(default_arch: str = DEFAULT_ARCH) -> list[tuple[str, dict]]:
     """(row name, TrainOptions changes): the architectures, then the default one without context and
     with one CLIP modality only."""
     without = lambda *gone: tuple(g for g in GROUPS if g not in gone)  # noqa: E731
-    return [("single-task", {"arch": "single-task"}), ("shared-bottom", {"arch": "shared-bottom"}),
-            ("mmoe", {"arch": "mmoe"}), ("ple", {"arch": "ple"}),
-            (f"{default_arch} without context", {"arch": default_arch, "groups": without("context")}),
-            (f"{default_arch} video only", {"arch": default_arch, "groups": without("text_clip")}),
-            (f"{default_arch} text only", {"arch": default_arch, "groups": without("video_clip")})]
+    return [
+        ("single-task", {"arch": "single-task"}),
+        ("shared-bottom", {"arch": "shared-bottom"}),
+        ("mmoe", {"arch": "mmoe"}),
+        ("ple", {"arch": "ple"}),
+        (f"{default_arch} without context", {"arch": default_arch, "groups": without("context")}),
+        (f"{default_arch} video only", {"arch": default_arch, "groups": without("text_clip")}),
+        (f"{default_arch} text only", {"arch": default_arch, "groups": without("video_clip")}),
+    ]
 
 
 def rows_of(name: str, runs: list[dict]) -> list[dict]:
@@ -189,13 +224,29 @@ def rows_of(name: str, runs: list[dict]) -> list[dict]:
         values = [r.get(task, {}).get(metric) for r in runs]
         values = [v for v in values if v is not None]
         if values:
-            out.append({"name": name, "task": task, "metric": metric, "value": float(np.mean(values)),
-                        "std": float(np.std(values)) if len(values) > 1 else None, "seeds": len(values)})
+            out.append(
+                {
+                    "name": name,
+                    "task": task,
+                    "metric": metric,
+                    "value": float(np.mean(values)),
+                    "std": float(np.std(values)) if len(values) > 1 else None,
+                    "seeds": len(values),
+                }
+            )
         if task == "click" and metric == "auc":
             ratios = [r["click"].get("auc_vs_oracle") for r in runs if r.get("click", {}).get("auc_vs_oracle")]
             if ratios:
-                out.append({"name": name, "task": "click", "metric": "auc_vs_oracle", "value": float(np.mean(ratios)),
-                            "std": float(np.std(ratios)) if len(ratios) > 1 else None, "seeds": len(ratios)})
+                out.append(
+                    {
+                        "name": name,
+                        "task": "click",
+                        "metric": "auc_vs_oracle",
+                        "value": float(np.mean(ratios)),
+                        "std": float(np.std(ratios)) if len(ratios) > 1 else None,
+                        "seeds": len(ratios),
+                    }
+                )
     return out
 
 
@@ -210,20 +261,39 @@ def add_deltas(rows: list[dict], baseline: str = "single-task") -> list[dict]:
 def baseline_rows(features: FeatureSet, split: Split, truth: Oracle | None = None) -> list[dict]:
     """Popularity in context and, given one, the oracle, on the same test rows."""
     y = features.impressions.click[torch.from_numpy(split.test)].numpy()
-    rows = [{"name": "popularity in context", "task": "click", "metric": "auc",
-             "value": auc(y, popularity_in_context(features, split, split.test)), "std": None, "seeds": 1}]
+    rows = [
+        {
+            "name": "popularity in context",
+            "task": "click",
+            "metric": "auc",
+            "value": auc(y, popularity_in_context(features, split, split.test)),
+            "std": None,
+            "seeds": 1,
+        }
+    ]
     oracle = oracle_metrics(truth, features, split.test) if truth is not None else None
     if oracle:
-        rows += [{"name": "oracle (demo truth)", "task": t, "metric": m, "value": oracle[t][m], "std": None, "seeds": 1}
-                 for t, m in (("click", "auc"), ("click", "gauc"), ("click", "logloss"), ("like", "auc"), ("watch", "mae"))
-                 if oracle[t].get(m) is not None]
+        rows += [
+            {"name": "oracle (demo truth)", "task": t, "metric": m, "value": oracle[t][m], "std": None, "seeds": 1}
+            for t, m in (("click", "auc"), ("click", "gauc"), ("click", "logloss"), ("like", "auc"), ("watch", "mae"))
+            if oracle[t].get(m) is not None
+        ]
     return rows
 
 
-def ablation_table(store: Store, *, seeds: int = 1, epochs: int = DEFAULT_EPOCHS, balance: str = DEFAULT_BALANCE,
-                   default_arch: str = DEFAULT_ARCH, only: list[str] | None = None,
-                   extra: list[tuple[str, dict]] | None = None, progress: bool = True,
-                   on_run: Callable | None = None, truth: Oracle | None = None) -> list[dict]:
+def ablation_table(
+    store: Store,
+    *,
+    seeds: int = 1,
+    epochs: int = DEFAULT_EPOCHS,
+    balance: str = DEFAULT_BALANCE,
+    default_arch: str = DEFAULT_ARCH,
+    only: list[str] | None = None,
+    extra: list[tuple[str, dict]] | None = None,
+    progress: bool = True,
+    on_run: Callable | None = None,
+    truth: Oracle | None = None,
+) -> list[dict]:
     """Train every variant (`seeds` seeds each) on the same data and split; one row per (variant, task,
     metric), with the mean over seeds, its standard deviation and the change against single-task (and the
     oracle's rows and ratios, given one). only: the variant names to run; extra: more (name, TrainOptions
@@ -236,8 +306,16 @@ def ablation_table(store: Store, *, seeds: int = 1, epochs: int = DEFAULT_EPOCHS
             continue
         runs = []
         for seed in range(seeds):
-            options = TrainOptions(**{"seed": seed, "epochs": epochs, "balance": balance, "progress": progress,
-                                      "diagnostics": False, **changes})  # a variant may change the balancing too
+            options = TrainOptions(
+                **{
+                    "seed": seed,
+                    "epochs": epochs,
+                    "balance": balance,
+                    "progress": progress,
+                    "diagnostics": False,
+                    **changes,
+                }
+            )  # a variant may change the balancing too
             trained = train_model(store, options, features=features)
             split = trained.split
             metrics, _ = with_truth(truth, trained, trained.metrics)
@@ -245,8 +323,13 @@ def ablation_table(store: Store, *, seeds: int = 1, epochs: int = DEFAULT_EPOCHS
             if on_run:
                 on_run(name, seed, trained, metrics)
             click = metrics.get("click", {}).get("auc")
-            logger.info("%s seed %d: click AUC %s in %.0f s", name, seed, "n/a" if click is None else f"{click:.4f}",
-                     trained.seconds)
+            logger.info(
+                "%s seed %d: click AUC %s in %.0f s",
+                name,
+                seed,
+                "n/a" if click is None else f"{click:.4f}",
+                trained.seconds,
+            )
         rows += rows_of(name, runs)
     if split is None:
         split = TrainOptions().split(features)

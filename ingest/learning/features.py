@@ -5,6 +5,7 @@ hashed id and the category label. Per impression: the hashed user id, the video,
 strictly before the impression's time (the history: no leakage), the local hour and weekday, the
 device and region, and the labels (click; like and watched fraction where known).
 """
+
 from __future__ import annotations
 
 import math
@@ -127,8 +128,9 @@ def read_interactions(store: Store) -> dict[str, np.ndarray]:
     return arrays
 
 
-def click_histories(users: np.ndarray, ts: np.ndarray, videos: np.ndarray, clicked: np.ndarray,
-                    length: int = HISTORY_LENGTH) -> np.ndarray:
+def click_histories(
+    users: np.ndarray, ts: np.ndarray, videos: np.ndarray, clicked: np.ndarray, length: int = HISTORY_LENGTH
+) -> np.ndarray:
     """[N, length] catalog indices of each row's user's clicks strictly before the row's time, most
     recent last, -1 where there are fewer. users: int codes; ts: seconds; videos: catalog indices."""
     n = len(users)
@@ -143,11 +145,16 @@ def click_histories(users: np.ndarray, ts: np.ndarray, videos: np.ndarray, click
     user_start = np.searchsorted(click_key, users.astype(np.int64) * span, side="left")
     positions = before[:, None] - length + np.arange(length)[None, :]  # [N, length]
     valid = positions >= user_start[:, None]
-    return np.where(valid, click_video[np.clip(positions, 0, max(len(click_video) - 1, 0))], -1) if len(click_video) \
+    return (
+        np.where(valid, click_video[np.clip(positions, 0, max(len(click_video) - 1, 0))], -1)
+        if len(click_video)
         else np.full((n, length), -1, np.int64)
+    )
 
 
-def build_features(store: Store, vocabulary: Vocabulary | None = None, history_length: int = HISTORY_LENGTH) -> FeatureSet:
+def build_features(
+    store: Store, vocabulary: Vocabulary | None = None, history_length: int = HISTORY_LENGTH
+) -> FeatureSet:
     """Everything the model trains and evaluates on. A vocabulary (a trained model's) keeps the model's
     classes and buckets; without one they are read from the store."""
     catalog, categories = read_catalog(store, vocabulary)
@@ -155,12 +162,19 @@ def build_features(store: Store, vocabulary: Vocabulary | None = None, history_l
     position = catalog.index()
     keep = np.array([v in position for v in log["video_id"]], bool)
     log = {k: v[keep] for k, v in log.items()}
-    users, group = np.unique(log["user_id"], return_inverse=True) if len(log["user_id"]) else (np.array([]), np.array([], np.int64))
+    users, group = (
+        np.unique(log["user_id"], return_inverse=True)
+        if len(log["user_id"])
+        else (np.array([]), np.array([], np.int64))
+    )
     if vocabulary is None:
         vocabulary = Vocabulary(
             categories=categories,
-            devices=sorted({d for d in log["device"] if d}), regions=sorted({r for r in log["region"] if r}),
-            user_buckets=bucket_count(len(users)), video_buckets=bucket_count(len(catalog.video_ids)))
+            devices=sorted({d for d in log["device"] if d}),
+            regions=sorted({r for r in log["region"] if r}),
+            user_buckets=bucket_count(len(users)),
+            video_buckets=bucket_count(len(catalog.video_ids)),
+        )
     video = np.array([position[v] for v in log["video_id"]], np.int64)
     duration = catalog.duration[video]
     clicked = log["clicked"]
@@ -171,11 +185,15 @@ def build_features(store: Store, vocabulary: Vocabulary | None = None, history_l
     user_bucket = {u: hash_bucket(u, vocabulary.user_buckets) for u in users.tolist()}
     impressions = Impressions(
         user=torch.tensor([user_bucket[u] for u in log["user_id"]], dtype=torch.long),
-        video=torch.from_numpy(video), history=torch.from_numpy(history.astype(np.int64)),
-        hour=torch.from_numpy(log["hour"]), weekday=torch.from_numpy(log["weekday"]),
+        video=torch.from_numpy(video),
+        history=torch.from_numpy(history.astype(np.int64)),
+        hour=torch.from_numpy(log["hour"]),
+        weekday=torch.from_numpy(log["weekday"]),
         device=torch.tensor([vocabulary.device_index(d) for d in log["device"]], dtype=torch.long),
         region=torch.tensor([vocabulary.region_index(r) for r in log["region"]], dtype=torch.long),
-        click=torch.from_numpy(clicked.astype(np.float32)), like=torch.from_numpy(like.astype(np.float32)),
-        watch=torch.from_numpy(watch.astype(np.float32)), group=torch.from_numpy(group.astype(np.int64)),
+        click=torch.from_numpy(clicked.astype(np.float32)),
+        like=torch.from_numpy(like.astype(np.float32)),
+        watch=torch.from_numpy(watch.astype(np.float32)),
+        group=torch.from_numpy(group.astype(np.int64)),
     )
     return FeatureSet(catalog, impressions, log["ts"], users.tolist(), vocabulary)

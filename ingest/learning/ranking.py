@@ -1,4 +1,5 @@
 """The ranked lists a model makes of held-out clicks (the `ranking` metrics of every evaluation)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,14 @@ def repeat_rows(data: Impressions, rows: np.ndarray, videos: np.ndarray) -> dict
     return batch
 
 
-def ranking_eval(nets: dict[str, MultiTaskNet], features: FeatureSet, split: Split, max_clicks: int = RANKED_CLICKS,
-                 seed: int = 0, max_videos: int = RANKED_VIDEOS) -> dict:
+def ranking_eval(
+    nets: dict[str, MultiTaskNet],
+    features: FeatureSet,
+    split: Split,
+    max_clicks: int = RANKED_CLICKS,
+    seed: int = 0,
+    max_videos: int = RANKED_VIDEOS,
+) -> dict:
     """NDCG@10 and recall@10 of held-out clicks: for each sampled test click, the catalog (videos published
     by then) ranked by P(click) for that user, history and context; the clicked video is relevant. A catalog
     above `max_videos` is ranked as a seeded sample of that many videos plus the clicked ones, so that the
@@ -51,14 +58,14 @@ def ranking_eval(nets: dict[str, MultiTaskNet], features: FeatureSet, split: Spl
     for net in owned:
         net.eval()
         net.cache_videos()
-    scores = []
+    parts = []
     chunk = max(1, 8192 // len(videos))
     for start in range(0, len(clicks), chunk):
-        rows = clicks[start:start + chunk]
-        scores.append(click_probability(nets, repeat_rows(imp, rows, videos)).view(len(rows), len(videos)).numpy())
+        rows = clicks[start : start + chunk]
+        parts.append(click_probability(nets, repeat_rows(imp, rows, videos)).view(len(rows), len(videos)).numpy())
     for net in owned:
         net.video_cache = None
-    scores = np.concatenate(scores)
+    scores = np.concatenate(parts)
     published = catalog.published[None, videos] <= features.ts[clicks][:, None]
     scores = np.where(published, scores, -np.inf)
     relevant = np.zeros_like(scores, dtype=bool)

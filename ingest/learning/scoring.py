@@ -4,6 +4,7 @@ Scoring is per request (one user, one context, a few hundred candidates): the ca
 vectors are computed once at load, and a user's history (their clicks from the store) is cached for a
 short while, so a request is one small forward pass.
 """
+
 from __future__ import annotations
 
 import csv
@@ -33,6 +34,7 @@ def one_thread(method):
     """Run a scoring call on one torch thread: its matrices are a few hundred rows, where a second
     thread costs more than it gives, and on a busy machine (the UI, an ingest beside it) two threads
     made a 500-candidate request 30x slower (bench/RESULTS.md)."""
+
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
         previous = torch.get_num_threads()
@@ -43,12 +45,23 @@ def one_thread(method):
             return method(*args, **kwargs)
         finally:
             torch.set_num_threads(previous)
+
     return wrapper
 
 
 class LoadedModel:
-    def __init__(self, store: Store, model_id: str, clip_version: int, config: dict, metrics: dict,
-                 nets: dict[str, MultiTaskNet], vocabulary: Vocabulary, catalog: CatalogFeatures, history_length: int):
+    def __init__(
+        self,
+        store: Store,
+        model_id: str,
+        clip_version: int,
+        config: dict,
+        metrics: dict,
+        nets: dict[str, MultiTaskNet],
+        vocabulary: Vocabulary,
+        catalog: CatalogFeatures,
+        history_length: int,
+    ):
         self.store, self.model_id, self.clip_version = store, model_id, clip_version
         self.config, self.metrics, self.nets, self.vocabulary, self.catalog = config, metrics, nets, vocabulary, catalog
         self.history_length = history_length
@@ -74,8 +87,10 @@ class LoadedModel:
     def _indices(self, video_ids: list[str]) -> torch.Tensor:
         unknown = [v for v in video_ids if v not in self._position]
         if unknown:
-            raise ModelError(f"unknown video id(s) for model {self.model_id}: {', '.join(map(str, unknown[:5]))}"
-                             + (" ..." if len(unknown) > 5 else ""))
+            raise ModelError(
+                f"unknown video id(s) for model {self.model_id}: {', '.join(map(str, unknown[:5]))}"
+                + (" ..." if len(unknown) > 5 else "")
+            )
         return torch.tensor([self._position[v] for v in video_ids], dtype=torch.long)
 
     # ---- the user's side ------------------------------------------------------------------------------------
@@ -104,7 +119,7 @@ class LoadedModel:
             index = self._stored_history(user_id)
         else:
             index = [self._position[v] for v in history if v in self._position]
-        index = index[-self.history_length:]
+        index = index[-self.history_length :]
         return torch.tensor([-1] * (self.history_length - len(index)) + index, dtype=torch.long)
 
     def _request(self, user_id: str, video: torch.Tensor, context: Context, history: list[str] | None) -> dict:
@@ -113,11 +128,15 @@ class LoadedModel:
         def same(value: int) -> torch.Tensor:
             return torch.full((n,), value, dtype=torch.long)
 
-        return {"user": same(hash_bucket(str(user_id), self.vocabulary.user_buckets)), "video": video,
-                "history": self._history_row(user_id, history).unsqueeze(0).expand(n, -1),
-                "hour": same(context.hour), "weekday": same(context.weekday),
-                "device": same(self.vocabulary.device_index(context.device)),
-                "region": same(self.vocabulary.region_index(context.region))}
+        return {
+            "user": same(hash_bucket(str(user_id), self.vocabulary.user_buckets)),
+            "video": video,
+            "history": self._history_row(user_id, history).unsqueeze(0).expand(n, -1),
+            "hour": same(context.hour),
+            "weekday": same(context.weekday),
+            "device": same(self.vocabulary.device_index(context.device)),
+            "region": same(self.vocabulary.region_index(context.region)),
+        }
 
     def is_known_user(self, user_id: str) -> bool:
         """Whether training saw this user (others are scored from context, content and any history)."""
@@ -127,8 +146,9 @@ class LoadedModel:
     # ---- the API the recommender calls ----------------------------------------------------------------------
     @one_thread
     @torch.no_grad()
-    def score(self, user_id: str, video_ids: list[str], context: Context,
-              history: list[str] | None = None) -> dict[str, np.ndarray]:
+    def score(
+        self, user_id: str, video_ids: list[str], context: Context, history: list[str] | None = None
+    ) -> dict[str, np.ndarray]:
         """P(click), P(like | click) and the expected watched fraction given a click, per candidate."""
         video = self._indices(list(video_ids))
         if len(video) == 0:
@@ -155,7 +175,9 @@ class LoadedModel:
         """(int64 store ids, video ids, float32 [N, r] unit vectors) of every catalog video."""
         if self._video_vectors is None:
             net = self._net_for("retrieval")
-            self._video_vectors = net.video_vectors(torch.arange(len(self.catalog.video_ids))).numpy().astype(np.float32)
+            self._video_vectors = (
+                net.video_vectors(torch.arange(len(self.catalog.video_ids))).numpy().astype(np.float32)
+            )
         return self.catalog.store_ids.copy(), list(self.catalog.video_ids), self._video_vectors.copy()
 
     @one_thread
@@ -185,12 +207,17 @@ class LoadedModel:
             predicted = dict(zip(sorted(set(clicked)), (names[i] for i in probabilities.argmax(1))))
             categories = Counter(labels.get(v) or predicted[v] for v in clicked)
         total = sum(categories.values())
-        return {"user_id": user_id, "known": bool(rows), "trained_on": self.is_known_user(user_id),
-                "impressions": len(rows), "clicks": len(clicked),
-                "device": devices.most_common(1)[0][0] if devices else None,
-                "region": regions.most_common(1)[0][0] if regions else None,
-                "active_hours": [h for h, _ in hours.most_common(3)],
-                "top_categories": [{"category": c, "share": round(n / total, 3)} for c, n in categories.most_common(3)]}
+        return {
+            "user_id": user_id,
+            "known": bool(rows),
+            "trained_on": self.is_known_user(user_id),
+            "impressions": len(rows),
+            "clicks": len(clicked),
+            "device": devices.most_common(1)[0][0] if devices else None,
+            "region": regions.most_common(1)[0][0] if regions else None,
+            "active_hours": [h for h, _ in hours.most_common(3)],
+            "top_categories": [{"category": c, "share": round(n / total, 3)} for c, n in categories.most_common(3)],
+        }
 
 
 # ---- `vidrec score` ----------------------------------------------------------------------------------------
@@ -241,12 +268,16 @@ def score_file(model: LoadedModel, path: Path, out: Path, batch_size: int = 4096
     vocab = model.vocabulary
     good = np.flatnonzero(ok)
     for start in range(0, len(good), batch_size):
-        rows_now = good[start:start + batch_size]
-        batch = {"user": torch.tensor([hash_bucket(users[i], vocab.user_buckets) for i in rows_now]),
-                 "video": torch.from_numpy(video[rows_now]), "history": torch.from_numpy(history[rows_now]),
-                 "hour": torch.from_numpy(hour[rows_now]), "weekday": torch.from_numpy(weekday[rows_now]),
-                 "device": torch.tensor([vocab.device_index(_text(rows[i].get("device"))) for i in rows_now]),
-                 "region": torch.tensor([vocab.region_index(_text(rows[i].get("region"))) for i in rows_now])}
+        rows_now = good[start : start + batch_size]
+        batch = {
+            "user": torch.tensor([hash_bucket(users[i], vocab.user_buckets) for i in rows_now]),
+            "video": torch.from_numpy(video[rows_now]),
+            "history": torch.from_numpy(history[rows_now]),
+            "hour": torch.from_numpy(hour[rows_now]),
+            "weekday": torch.from_numpy(weekday[rows_now]),
+            "device": torch.tensor([vocab.device_index(_text(rows[i].get("device"))) for i in rows_now]),
+            "region": torch.tensor([vocab.region_index(_text(rows[i].get("region"))) for i in rows_now]),
+        }
         for net in model.nets.values():
             interest = [t for t in ("click", "like", "watch") if t in net.config.tasks]
             if interest:
@@ -255,8 +286,8 @@ def score_file(model: LoadedModel, path: Path, out: Path, batch_size: int = 4096
                     predictions[f"pred_{t}"][rows_now] = p.numpy()
     if model.vocabulary.categories and any(t == "category" for net in model.nets.values() for t in net.config.tasks):
         names, probabilities = model.category_probabilities(list(model.catalog.video_ids))
-        for i in good:
-            category[i] = names[int(probabilities[video[i]].argmax())]
+        for j in good:
+            category[j] = names[int(probabilities[video[j]].argmax())]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="", encoding="utf-8") as f:
@@ -264,11 +295,19 @@ def score_file(model: LoadedModel, path: Path, out: Path, batch_size: int = 4096
         writer.writerow(("user_id", "video_id", "timestamp") + SCORE_COLUMNS)
         for i, row in enumerate(rows):
             values = [_cell(predictions[c][i]) for c in SCORE_COLUMNS[:3]] + [category[i]]
-            writer.writerow([_text(row.get("user_id")) or "", _text(row.get("video_id")) or "",
-                             _text(row.get("timestamp")) or ""] + values)
+            writer.writerow(
+                [_text(row.get("user_id")) or "", _text(row.get("video_id")) or "", _text(row.get("timestamp")) or ""]
+                + values
+            )
     cold = sum(1 for i in good if not model.is_known_user(users[i]))
-    return {"scored": int(ok.sum()), "unknown": int(n - ok.sum()), "cold_start": cold, "rows": n, "out": str(out),
-            "model_id": model.model_id}
+    return {
+        "scored": int(ok.sum()),
+        "unknown": int(n - ok.sum()),
+        "cold_start": cold,
+        "rows": n,
+        "out": str(out),
+        "model_id": model.model_id,
+    }
 
 
 def _histories_at(model: LoadedModel, users: list[str], ts: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -281,7 +320,7 @@ def _histories_at(model: LoadedModel, users: list[str], ts: np.ndarray, ok: np.n
     all_videos = np.array([model._position[c[1]] for c in clicks] + [0] * len(users), np.int64)
     clicked = np.r_[np.ones(len(clicks), np.int64), np.zeros(len(users), np.int64)]
     all_users = np.where(all_users < 0, len(wanted), all_users)  # rows not scored: a user of their own
-    return click_histories(all_users, all_ts, all_videos, clicked, model.history_length)[len(clicks):]
+    return click_histories(all_users, all_ts, all_videos, clicked, model.history_length)[len(clicks) :]
 
 
 def _text(value) -> str | None:

@@ -5,6 +5,7 @@ Data: the store's impressions and catalog (features.py), split by time (split.py
 one network per task (the baseline); the other architectures one network for all. Saving and loading
 a trained model is checkpoint.py's.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,8 +52,13 @@ class TrainOptions:
     train: dict = field(default_factory=dict)  # TrainConfig overrides
 
     def split(self, features: FeatureSet) -> Split:
-        return make_split(features, seed=self.seed, val_fraction=self.val_fraction, test_fraction=self.test_fraction,
-                          category_holdout=self.category_holdout)
+        return make_split(
+            features,
+            seed=self.seed,
+            val_fraction=self.val_fraction,
+            test_fraction=self.test_fraction,
+            category_holdout=self.category_holdout,
+        )
 
 
 @dataclass
@@ -76,9 +82,17 @@ def net_configs(features: FeatureSet, options: TrainOptions) -> dict[str, NetCon
     cannot support (no labelled videos: no category task) are left out."""
     vocab, tensors = features.vocabulary, features.catalog.tensors
     tasks = tuple(t for t in TASKS if t != "category" or len(vocab.categories) >= 2)
-    base = dict(clip_dim=int(tensors.video_clip.shape[1]), meta_dim=META_DIM, n_categories=max(1, len(vocab.categories)),
-                n_devices=len(vocab.devices) + 1, n_regions=len(vocab.regions) + 1, user_buckets=vocab.user_buckets,
-                video_buckets=vocab.video_buckets, groups=tuple(options.groups), **options.net)
+    base = dict(
+        clip_dim=int(tensors.video_clip.shape[1]),
+        meta_dim=META_DIM,
+        n_categories=max(1, len(vocab.categories)),
+        n_devices=len(vocab.devices) + 1,
+        n_regions=len(vocab.regions) + 1,
+        user_buckets=vocab.user_buckets,
+        video_buckets=vocab.video_buckets,
+        groups=tuple(options.groups),
+        **options.net,
+    )
     if options.arch == "single-task":
         return {t: NetConfig(arch="shared-bottom", tasks=(t,), **base) for t in tasks}
     if options.arch not in ARCHS:
@@ -88,8 +102,14 @@ def net_configs(features: FeatureSet, options: TrainOptions) -> dict[str, NetCon
 
 def train_config(options: TrainOptions) -> TrainConfig:
     single = options.arch == "single-task"
-    return TrainConfig(epochs=options.epochs, balance="fixed" if single else options.balance,
-                       pcgrad=options.pcgrad and not single, seed=options.seed, progress=options.progress, **options.train)
+    return TrainConfig(
+        epochs=options.epochs,
+        balance="fixed" if single else options.balance,
+        pcgrad=options.pcgrad and not single,
+        seed=options.seed,
+        progress=options.progress,
+        **options.train,
+    )
 
 
 def train_model(store: Store, options: TrainOptions | None = None, features: FeatureSet | None = None) -> Trained:
@@ -107,8 +127,16 @@ def train_model(store: Store, options: TrainOptions | None = None, features: Fea
     for name, config in net_configs(features, options).items():
         torch.manual_seed(options.seed)
         net = MultiTaskNet(config)
-        fits[name] = fit(net, train, val, features.catalog.tensors, split.category_train, split.category_val,
-                         train_config(options), description=f"training {options.arch}" + ("" if name == "all" else f" ({name})"))
+        fits[name] = fit(
+            net,
+            train,
+            val,
+            features.catalog.tensors,
+            split.category_train,
+            split.category_val,
+            train_config(options),
+            description=f"training {options.arch}" + ("" if name == "all" else f" ({name})"),
+        )
         nets[name], curves[name] = net, fits[name].curves
     trained = Trained(options, nets, features, split, {}, curves, fits, 0.0)
     trained.metrics = test_metrics(trained)

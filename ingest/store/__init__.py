@@ -1,9 +1,10 @@
 """The catalog store: the one place that speaks SQL and knows the data directory's layout.
 
-    store = Store(data_dir)
-    store.videos.get("v0001"); store.embeddings.matrix("video_emb"); store.interactions.clicks("u1")
-    store.clips.current(); store.models.all(); store.paths.index_files("fused")
+store = Store(data_dir)
+store.videos.get("v0001"); store.embeddings.matrix("video_emb"); store.interactions.clicks("u1")
+store.clips.current(); store.models.all(); store.paths.index_files("fused")
 """
+
 from .clips import ClipVersion
 from .database import StoreError
 from .embeddings import FIELDS as EMBEDDING_FIELDS
@@ -14,6 +15,23 @@ from .registry import ModelRecord
 from .store import Store, catalog_version
 from .videos import UNLABELLED, VIDEO_COLUMNS, Video
 
-__all__ = ["Store", "StoreError", "catalog_version", "DataDir", "IndexFiles", "ModelFiles", "ensure", "ClipVersion",
-           "ModelRecord", "Video", "VIDEO_COLUMNS", "UNLABELLED", "Interaction", "Outcome", "EMBEDDING_FIELDS",
-           "now_iso", "to_blob", "from_blob"]
+__all__ = [
+    "Store",
+    "StoreError",
+    "catalog_version",
+    "DataDir",
+    "IndexFiles",
+    "ModelFiles",
+    "ensure",
+    "ClipVersion",
+    "ModelRecord",
+    "Video",
+    "VIDEO_COLUMNS",
+    "UNLABELLED",
+    "Interaction",
+    "Outcome",
+    "EMBEDDING_FIELDS",
+    "now_iso",
+    "to_blob",
+    "from_blob",
+]

@@ -1,9 +1,11 @@
 """The catalog's CLIP versions: which CLIP made the embeddings, and the tuned versions that followed it."""
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
 from .database import Database
 from .encoding import now_iso
 
@@ -31,8 +33,13 @@ class ClipVersions:
         self.store = store
 
     def _row(self, row) -> ClipVersion:
-        return ClipVersion(row["version"], row["spec"], self.store.paths.resolve(row["weights"]) if row["weights"] else None,
-                           row["parent"], json.loads(row["info"]))
+        return ClipVersion(
+            row["version"],
+            row["spec"],
+            self.store.paths.resolve(row["weights"]) if row["weights"] else None,
+            row["parent"],
+            json.loads(row["info"]),
+        )
 
     def current(self) -> ClipVersion | None:
         """The version the catalog's embeddings are made with (None before the first ingest)."""
@@ -50,7 +57,8 @@ class ClipVersions:
         """Record a CLIP version (weights relative to the data dir); it becomes current only by `make_current`."""
         self.store.db.execute(
             "INSERT INTO clip_versions(version, spec, weights, parent, created_at, info) VALUES (?, ?, ?, ?, ?, ?)",
-            (version, spec, weights, parent, now_iso(), json.dumps(info)))
+            (version, spec, weights, parent, now_iso(), json.dumps(info)),
+        )
 
     def set_info(self, version: int, info: dict) -> None:
         self.store.db.execute("UPDATE clip_versions SET info = ? WHERE version = ?", (json.dumps(info), version))
@@ -62,6 +70,7 @@ class ClipVersions:
     def pending(self) -> ClipVersion | None:
         """The newest tuned version above the current one whose re-embedding was interrupted, if any."""
         current = self.current()
-        rows = self.store.db.execute("SELECT * FROM clip_versions WHERE version > ? ORDER BY version DESC",
-                                     (current.version if current else 0,))
+        rows = self.store.db.execute(
+            "SELECT * FROM clip_versions WHERE version > ? ORDER BY version DESC", (current.version if current else 0,)
+        )
         return next((v for v in map(self._row, rows) if v.pending), None)

@@ -2,6 +2,7 @@
 
 The question classes (`videos`, `embeddings`, ...) each hold a `Database`; `Store` puts them together.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,9 @@ class Database:
         if not create and not paths.database.exists():
             raise StoreError(f"no catalog in {paths.root} (run `vidrec ingest` or `vidrec demo` first)")
         paths.root.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(paths.database, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
-                                  check_same_thread=False)
+        self.db = sqlite3.connect(
+            paths.database, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+        )
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -42,8 +44,10 @@ class Database:
         with self.transaction():
             found = schema.applied(self.db)
             if found > schema.LATEST:
-                raise StoreError(f"catalog schema {found} in {self.paths.database} is newer than this vidrec "
-                                 f"knows ({schema.LATEST}): upgrade vidrec")
+                raise StoreError(
+                    f"catalog schema {found} in {self.paths.database} is newer than this vidrec "
+                    f"knows ({schema.LATEST}): upgrade vidrec"
+                )
             schema.migrate(self.db, found)
             if found == 0:
                 self.set_meta("revision", "0")
@@ -71,8 +75,10 @@ class Database:
         return row[0] if row else default
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
-                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+        self.db.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     def bump_revision(self) -> int:
         """Every change to the set of videos or their embeddings bumps this, so indexes know they are stale."""

@@ -3,6 +3,7 @@
 A re-embedding writes a new version's rows beside the current ones and switches in one transaction,
 so readers never see a mix of versions.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,9 @@ class Embeddings:
         return None if current is None else int(current)
 
     def dim(self, version: int) -> int:
-        row = self.db.execute("SELECT length(video_emb) FROM embeddings WHERE version = ? LIMIT 1", (version,)).fetchone()
+        row = self.db.execute(
+            "SELECT length(video_emb) FROM embeddings WHERE version = ? LIMIT 1", (version,)
+        ).fetchone()
         return int(row[0]) // 4 if row else 0
 
     def exist(self) -> bool:
@@ -40,8 +43,11 @@ class Embeddings:
         version = self._current() if version is None else version
         if version is None:
             return np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32)
-        rows = self.db.execute(f"SELECT v.id, v.video_id, e.{field} FROM embeddings e JOIN videos v ON v.id = e.video "
-                               "WHERE e.version = ? ORDER BY v.id", (version,)).fetchall()
+        rows = self.db.execute(
+            f"SELECT v.id, v.video_id, e.{field} FROM embeddings e JOIN videos v ON v.id = e.video "
+            "WHERE e.version = ? ORDER BY v.id",
+            (version,),
+        ).fetchall()
         dim = self.dim(version)
         ids = np.array([r[0] for r in rows], np.int64)
         if not rows:
@@ -57,8 +63,9 @@ class Embeddings:
     def of_video(self, store_id: int, version: int | None = None) -> dict[str, np.ndarray] | None:
         """One video's vectors ({field: [D]}) for the current (or given) version; None if it has none."""
         version = self._current() if version is None else version
-        row = self.db.execute(f"SELECT {', '.join(VECTOR_FIELDS)} FROM embeddings WHERE video = ? AND version = ?",
-                              (store_id, version)).fetchone()
+        row = self.db.execute(
+            f"SELECT {', '.join(VECTOR_FIELDS)} FROM embeddings WHERE video = ? AND version = ?", (store_id, version)
+        ).fetchone()
         if row is None:
             return None
         dim = self.dim(int(version or 0))
@@ -72,9 +79,11 @@ class Embeddings:
         if not video_ids or version is None:
             return {}
         dim = self.dim(version)
-        rows = self.db.execute(f"SELECT v.video_id, e.{field} FROM embeddings e JOIN videos v ON v.id = e.video "
-                               f"WHERE e.version = ? AND v.video_id IN ({','.join('?' * len(video_ids))})",
-                               [version, *video_ids])
+        rows = self.db.execute(
+            f"SELECT v.video_id, e.{field} FROM embeddings e JOIN videos v ON v.id = e.video "
+            f"WHERE e.version = ? AND v.video_id IN ({','.join('?' * len(video_ids))})",
+            [version, *video_ids],
+        )
         return {r[0]: from_blob(r[1], dim)[0] for r in rows}
 
     # ---- writes -------------------------------------------------------------------------------------------
@@ -83,9 +92,11 @@ class Embeddings:
         missing = set(FIELDS) - set(embeddings)
         if missing:
             raise ValueError(f"embeddings missing {sorted(missing)}")
-        self.db.execute(f"INSERT OR REPLACE INTO embeddings(video, version, {', '.join(FIELDS)}) "
-                        f"VALUES (?, ?, {', '.join('?' for _ in FIELDS)})",
-                        [store_id, version] + [to_blob(embeddings[f]) for f in FIELDS])
+        self.db.execute(
+            f"INSERT OR REPLACE INTO embeddings(video, version, {', '.join(FIELDS)}) "
+            f"VALUES (?, ?, {', '.join('?' for _ in FIELDS)})",
+            [store_id, version] + [to_blob(embeddings[f]) for f in FIELDS],
+        )
 
     def update(self, store_id: int, version: int, embeddings: dict[str, np.ndarray]) -> None:
         """Some fields of one video's embeddings (new text, same frames); call inside a transaction."""
@@ -93,12 +104,19 @@ class Embeddings:
         if unknown:
             raise ValueError(f"not embedding fields: {sorted(unknown)}")
         sets = ", ".join(f"{k} = ?" for k in embeddings)
-        self.db.execute(f"UPDATE embeddings SET {sets} WHERE video = ? AND version = ?",
-                        [to_blob(v) for v in embeddings.values()] + [store_id, version])
+        self.db.execute(
+            f"UPDATE embeddings SET {sets} WHERE video = ? AND version = ?",
+            [to_blob(v) for v in embeddings.values()] + [store_id, version],
+        )
 
     def count_lacking(self, version: int) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM videos v WHERE NOT EXISTS (SELECT 1 FROM embeddings e "
-                                   "WHERE e.video = v.id AND e.version = ?)", (version,)).fetchone()[0])
+        return int(
+            self.db.execute(
+                "SELECT COUNT(*) FROM videos v WHERE NOT EXISTS (SELECT 1 FROM embeddings e "
+                "WHERE e.video = v.id AND e.version = ?)",
+                (version,),
+            ).fetchone()[0]
+        )
 
     def keep_only(self, version: int) -> None:
         """Drop every other version's rows (after switching to `version`); call inside a transaction."""

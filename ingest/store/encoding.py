@@ -1,4 +1,5 @@
 """How values are kept in the database: times as ISO 8601 UTC text, float32 arrays as BLOBs."""
+
 from __future__ import annotations
 
 import time

@@ -2,6 +2,7 @@
 
 A row is identified by (user_id, video_id, ts): writing the same row again keeps one.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -11,8 +12,7 @@ from typing import NamedTuple
 from .database import Database
 
 CONTEXT_COLUMNS = ("device", "region")  # the free-text parts of a context, asked about by name below
-LOG_COLUMNS = ("user_id", "video_id", "ts", "hour", "weekday", "device", "region", "clicked", "liked",
-               "watch_seconds")
+LOG_COLUMNS = ("user_id", "video_id", "ts", "hour", "weekday", "device", "region", "clicked", "liked", "watch_seconds")
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,19 @@ class Interactions:
 
     def users(self, limit: int = 500) -> list[str]:
         """Users with interactions, the most active first."""
-        return [r[0] for r in self.db.execute(
-            "SELECT user_id FROM interactions GROUP BY user_id ORDER BY COUNT(*) DESC, user_id LIMIT ?", (limit,))]
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT user_id FROM interactions GROUP BY user_id ORDER BY COUNT(*) DESC, user_id LIMIT ?", (limit,)
+            )
+        ]
 
     def audience(self, video_id: str) -> tuple[int, int, int]:
         """(impressions, clicks, likes) of one video."""
-        row = self.db.execute("SELECT COUNT(*), COALESCE(SUM(clicked), 0), COALESCE(SUM(liked), 0) FROM interactions "
-                              "WHERE video_id = ?", (video_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(clicked), 0), COALESCE(SUM(liked), 0) FROM interactions WHERE video_id = ?",
+            (video_id,),
+        ).fetchone()
         return int(row[0]), int(row[1]), int(row[2])
 
     def marker(self) -> tuple[int, int]:
@@ -77,8 +83,10 @@ class Interactions:
     # ---- a user ---------------------------------------------------------------------------------------
     def clicks(self, user_id: str, limit: int | None = None) -> list[str]:
         """The videos the user clicked, oldest first (the latest `limit` of them when given)."""
-        rows = self.db.execute("SELECT video_id FROM interactions WHERE user_id = ? AND clicked = 1 "
-                               "ORDER BY ts DESC LIMIT ?", (user_id, -1 if limit is None else limit)).fetchall()
+        rows = self.db.execute(
+            "SELECT video_id FROM interactions WHERE user_id = ? AND clicked = 1 ORDER BY ts DESC LIMIT ?",
+            (user_id, -1 if limit is None else limit),
+        ).fetchall()
         return [r[0] for r in reversed(rows)]
 
     def clicks_of(self, user_ids: Sequence[str]) -> list[tuple[str, str, int]]:
@@ -86,31 +94,45 @@ class Interactions:
         out: list[tuple[str, str, int]] = []
         users = list(user_ids)
         for start in range(0, len(users), 500):  # SQLite caps the number of parameters
-            part = users[start:start + 500]
-            out += [(r[0], r[1], r[2]) for r in self.db.execute(
-                f"SELECT user_id, video_id, ts FROM interactions WHERE clicked = 1 AND user_id IN "
-                f"({','.join('?' * len(part))})", part)]
+            part = users[start : start + 500]
+            out += [
+                (r[0], r[1], r[2])
+                for r in self.db.execute(
+                    f"SELECT user_id, video_id, ts FROM interactions WHERE clicked = 1 AND user_id IN "
+                    f"({','.join('?' * len(part))})",
+                    part,
+                )
+            ]
         return out
 
     def of_user(self, user_id: str) -> list[Interaction]:
-        rows = self.db.execute("SELECT user_id, video_id, ts, utc_offset, hour, weekday, device, region, clicked, "
-                               "liked, watch_seconds FROM interactions WHERE user_id = ? ORDER BY ts", (user_id,))
+        rows = self.db.execute(
+            "SELECT user_id, video_id, ts, utc_offset, hour, weekday, device, region, clicked, "
+            "liked, watch_seconds FROM interactions WHERE user_id = ? ORDER BY ts",
+            (user_id,),
+        )
         return [Interaction(*r) for r in rows]
 
     def most_common(self, column: str, user_id: str | None = None) -> str | None:
         """The user's most frequent device or region (the whole log's, for None)."""
         column = _column(column)
-        where, args = (f"{column} IS NOT NULL", []) if user_id is None else (f"user_id = ? AND {column} IS NOT NULL",
-                                                                            [user_id])
-        row = self.db.execute(f"SELECT {column} FROM interactions WHERE {where} GROUP BY 1 ORDER BY COUNT(*) DESC, 1 "
-                              "LIMIT 1", args).fetchone()
+        where, args = (
+            (f"{column} IS NOT NULL", []) if user_id is None else (f"user_id = ? AND {column} IS NOT NULL", [user_id])
+        )
+        row = self.db.execute(
+            f"SELECT {column} FROM interactions WHERE {where} GROUP BY 1 ORDER BY COUNT(*) DESC, 1 LIMIT 1", args
+        ).fetchone()
         return row[0] if row else None
 
     def by_frequency(self, column: str) -> list[str]:
         """Every device or region in the log, the most frequent first."""
         column = _column(column)
-        return [r[0] for r in self.db.execute(
-            f"SELECT {column} FROM interactions WHERE {column} IS NOT NULL GROUP BY 1 ORDER BY COUNT(*) DESC, 1")]
+        return [
+            r[0]
+            for r in self.db.execute(
+                f"SELECT {column} FROM interactions WHERE {column} IS NOT NULL GROUP BY 1 ORDER BY COUNT(*) DESC, 1"
+            )
+        ]
 
     # ---- the whole log ----------------------------------------------------------------------------------
     def log(self) -> dict[str, list]:
@@ -124,15 +146,21 @@ class Interactions:
 
     def latest_ts(self, source: str | None = None) -> int | None:
         """The newest impression's time (of one source, e.g. 'import', when given)."""
-        row = self.db.execute("SELECT MAX(ts) FROM interactions" + (" WHERE source = ?" if source else ""),
-                              (source,) if source else ()).fetchone()
+        row = self.db.execute(
+            "SELECT MAX(ts) FROM interactions" + (" WHERE source = ?" if source else ""), (source,) if source else ()
+        ).fetchone()
         return row[0]
 
     def clicks_by_context(self, since: int) -> list[tuple[str, str | None, int, int]]:
         """(video_id, device, hour, clicks) of the clicks at or after `since`: what popularity counts."""
-        return [(r[0], r[1], r[2], int(r[3])) for r in self.db.execute(
-            "SELECT video_id, device, hour, SUM(clicked) FROM interactions WHERE ts >= ? "
-            "GROUP BY video_id, device, hour HAVING SUM(clicked) > 0", (since,))]
+        return [
+            (r[0], r[1], r[2], int(r[3]))
+            for r in self.db.execute(
+                "SELECT video_id, device, hour, SUM(clicked) FROM interactions WHERE ts >= ? "
+                "GROUP BY video_id, device, hour HAVING SUM(clicked) > 0",
+                (since,),
+            )
+        ]
 
     # ---- writes -----------------------------------------------------------------------------------------
     def add(self, rows: Sequence[Interaction], source: str = "import") -> int:
@@ -142,24 +170,44 @@ class Interactions:
             self.db.executemany(
                 "INSERT OR IGNORE INTO interactions(user_id, video_id, ts, utc_offset, hour, weekday, device, region, "
                 "clicked, liked, watch_seconds, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(r.user_id, r.video_id, r.ts, r.utc_offset, r.hour, r.weekday, r.device, r.region, r.clicked,
-                  r.liked, r.watch_seconds, source) for r in rows])
+                [
+                    (
+                        r.user_id,
+                        r.video_id,
+                        r.ts,
+                        r.utc_offset,
+                        r.hour,
+                        r.weekday,
+                        r.device,
+                        r.region,
+                        r.clicked,
+                        r.liked,
+                        r.watch_seconds,
+                        source,
+                    )
+                    for r in rows
+                ],
+            )
             return self.db.total_changes - before
 
     def update_latest(self, impression: Interaction, source: str, change: Callable[[Outcome], Outcome]) -> Outcome:
         """Change the outcome of the user's latest impression of this video from `source` (logging `impression`
         first when there is none), in one transaction; returns the new outcome."""
         with self.store.transaction():
-            row = self.db.execute("SELECT ts, clicked, liked, watch_seconds FROM interactions WHERE user_id = ? "
-                                  "AND video_id = ? AND source = ? ORDER BY ts DESC LIMIT 1",
-                                  (impression.user_id, impression.video_id, source)).fetchone()
+            row = self.db.execute(
+                "SELECT ts, clicked, liked, watch_seconds FROM interactions WHERE user_id = ? "
+                "AND video_id = ? AND source = ? ORDER BY ts DESC LIMIT 1",
+                (impression.user_id, impression.video_id, source),
+            ).fetchone()
             if row is None:
                 self.add([impression], source)
                 ts, previous = impression.ts, Outcome(impression.clicked, impression.liked, impression.watch_seconds)
             else:
                 ts, previous = row[0], Outcome(row[1], row[2], row[3])
             outcome = change(previous)
-            self.db.execute("UPDATE interactions SET clicked = ?, liked = ?, watch_seconds = ? "
-                            "WHERE user_id = ? AND video_id = ? AND ts = ?",
-                            (*outcome, impression.user_id, impression.video_id, ts))
+            self.db.execute(
+                "UPDATE interactions SET clicked = ?, liked = ?, watch_seconds = ? "
+                "WHERE user_id = ? AND video_id = ? AND ts = ?",
+                (*outcome, impression.user_id, impression.video_id, ts),
+            )
         return outcome

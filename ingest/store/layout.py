@@ -3,6 +3,7 @@
 Nothing else in vidrec joins a name onto the data directory; it asks a `DataDir` instead. Paths are
 plain `Path`s (no folder is created until a writer asks for one with `ensure`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -90,7 +91,9 @@ class DataDir:
         return self.root / "indexes"
 
     def index_files(self, name: str) -> IndexFiles:
-        return IndexFiles(self.indexes / f"{name}.faiss", self.indexes / f"{name}.json", self.indexes / f"{name}.ids.npy")
+        return IndexFiles(
+            self.indexes / f"{name}.faiss", self.indexes / f"{name}.json", self.indexes / f"{name}.ids.npy"
+        )
 
     # ---- what people and the demo bring ---------------------------------------------------------------
     @property

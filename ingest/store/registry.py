@@ -1,8 +1,10 @@
 """The trained models a catalog holds (their files are under `models/<model_id>/`)."""
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+
 from .database import Database
 from .encoding import now_iso
 
@@ -30,13 +32,23 @@ class ModelRegistry:
             self.store.db.execute(
                 "INSERT INTO models(model_id, clip_version, arch, path, config, metrics, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (model_id, clip_version, arch, path, json.dumps(config), json.dumps(metrics), now_iso()))
+                (model_id, clip_version, arch, path, json.dumps(config), json.dumps(metrics), now_iso()),
+            )
 
     def all(self) -> list[ModelRecord]:
         """Every model, newest first."""
-        return [ModelRecord(r["model_id"], r["clip_version"], r["arch"], r["path"], json.loads(r["config"]),
-                            json.loads(r["metrics"]), r["created_at"])
-                for r in self.store.db.execute(self.NEWEST_FIRST)]
+        return [
+            ModelRecord(
+                r["model_id"],
+                r["clip_version"],
+                r["arch"],
+                r["path"],
+                json.loads(r["config"]),
+                json.loads(r["metrics"]),
+                r["created_at"],
+            )
+            for r in self.store.db.execute(self.NEWEST_FIRST)
+        ]
 
     def newest_id(self) -> str | None:
         """The newest model's id (whatever its CLIP version): cheap, for cache keys."""
@@ -47,5 +59,7 @@ class ModelRegistry:
         return int(self.store.db.execute("SELECT COUNT(*) FROM models").fetchone()[0])
 
     def exists_for(self, clip_version: int) -> bool:
-        return self.store.db.execute("SELECT 1 FROM models WHERE clip_version = ? LIMIT 1",
-                                     (clip_version,)).fetchone() is not None
+        return (
+            self.store.db.execute("SELECT 1 FROM models WHERE clip_version = ? LIMIT 1", (clip_version,)).fetchone()
+            is not None
+        )

@@ -3,6 +3,7 @@
 A new table or column is a new migration appended here, never an edit of an old one: a data dir
 written by any earlier version opens and is brought up to date in place, in one transaction.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -113,8 +114,11 @@ def migrate(db: sqlite3.Connection, found: int) -> None:
     for number in range(found + 1, LATEST + 1):
         for statement in statements(MIGRATIONS[number - 1]):
             db.execute(statement)
-    db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
-               "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(LATEST),))
+    db.execute(
+        "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (str(LATEST),),
+    )
 
 
 def statements(script: str) -> list[str]:

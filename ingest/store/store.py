@@ -9,6 +9,7 @@ The questions are grouped by what they are about: `store.videos`, `store.failure
 `store.embeddings`, `store.clips`, `store.interactions`, `store.models`; `store.paths` knows the data
 directory's layout. Nothing outside this package writes SQL.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -46,8 +47,10 @@ class Store(Database):
             "users": self.interactions.user_count(),
             "interactions": self.interactions.count(),
             "clip": None if clip is None else {"version": clip.version, "spec": clip.spec, "tuned": clip.tuned},
-            "models": [{"model_id": m.model_id, "arch": m.arch, "clip_version": m.clip_version,
-                        "created_at": m.created_at} for m in reversed(self.models.all())],
+            "models": [
+                {"model_id": m.model_id, "arch": m.arch, "clip_version": m.clip_version, "created_at": m.created_at}
+                for m in reversed(self.models.all())
+            ],
             "indexes": self.index_descriptions(),
             "revision": self.revision,
         }

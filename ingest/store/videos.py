@@ -1,4 +1,5 @@
 """The catalog's videos (metadata, kept frames, thumbnails) and the files ingest refused."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -10,8 +11,23 @@ from .embeddings import Embeddings
 from .encoding import now_iso
 
 # The columns a new video is written with (the store adds `id`, `added_at` and `changed`).
-VIDEO_COLUMNS = ("video_id", "content_hash", "path", "title", "description", "tags", "category",
-                 "published_at", "duration", "fps", "width", "height", "codec", "rotation", "size_bytes")
+VIDEO_COLUMNS = (
+    "video_id",
+    "content_hash",
+    "path",
+    "title",
+    "description",
+    "tags",
+    "category",
+    "published_at",
+    "duration",
+    "fps",
+    "width",
+    "height",
+    "codec",
+    "rotation",
+    "size_bytes",
+)
 UNLABELLED = "(unlabelled)"  # how a video without a category is counted and filtered
 
 
@@ -41,8 +57,13 @@ class Video:
         return [t for t in (self.tags or "").split("|") if t]
 
     def text_fields(self) -> dict:
-        return {"title": self.title, "description": self.description, "tags": self.tags, "category": self.category,
-                "published_at": self.published_at}
+        return {
+            "title": self.title,
+            "description": self.description,
+            "tags": self.tags,
+            "category": self.category,
+            "published_at": self.published_at,
+        }
 
 
 _SELECT = f"SELECT {', '.join(f.name for f in fields(Video))} FROM videos"
@@ -86,47 +107,66 @@ class Videos:
 
     def changed_since(self, revision: int) -> np.ndarray:
         """Store ids (int64) of the videos added or changed after catalog revision `revision`."""
-        return np.array([r[0] for r in self.db.execute("SELECT id FROM videos WHERE changed > ? ORDER BY id",
-                                                        (revision,))], np.int64)
+        return np.array(
+            [r[0] for r in self.db.execute("SELECT id FROM videos WHERE changed > ? ORDER BY id", (revision,))],
+            np.int64,
+        )
 
     def newest(self, limit: int) -> list[str]:
         """The most recently published (else added) videos, newest first."""
-        return [r[0] for r in self.db.execute(
-            "SELECT video_id FROM videos ORDER BY COALESCE(published_at, added_at) DESC, id DESC LIMIT ?", (limit,))]
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT video_id FROM videos ORDER BY COALESCE(published_at, added_at) DESC, id DESC LIMIT ?", (limit,)
+            )
+        ]
 
     # ---- a few fields of many videos ----------------------------------------------------------------------
     def titles(self, video_ids: list[str]) -> dict[str, str]:
         if not video_ids:
             return {}
-        return dict(self.db.execute(f"SELECT video_id, title FROM videos WHERE video_id IN ({_marks(video_ids)})",
-                                    list(video_ids)).fetchall())
+        return dict(
+            self.db.execute(
+                f"SELECT video_id, title FROM videos WHERE video_id IN ({_marks(video_ids)})", list(video_ids)
+            ).fetchall()
+        )
 
     def names(self, ids: list[int]) -> dict[int, tuple[str, str]]:
         """store id -> (video_id, title): how index hits become results."""
         if not ids:
             return {}
-        return {r[0]: (r[1], r[2]) for r in self.db.execute(
-            f"SELECT id, video_id, title FROM videos WHERE id IN ({_marks(ids)})", list(ids))}
+        return {
+            r[0]: (r[1], r[2])
+            for r in self.db.execute(f"SELECT id, video_id, title FROM videos WHERE id IN ({_marks(ids)})", list(ids))
+        }
 
     def categories(self, video_ids: list[str]) -> dict[str, str | None]:
         """video_id -> its category label (None: unlabelled)."""
         if not video_ids:
             return {}
-        return dict(self.db.execute(f"SELECT video_id, category FROM videos WHERE video_id IN ({_marks(video_ids)})",
-                                    list(video_ids)).fetchall())
+        return dict(
+            self.db.execute(
+                f"SELECT video_id, category FROM videos WHERE video_id IN ({_marks(video_ids)})", list(video_ids)
+            ).fetchall()
+        )
 
     def category_names(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT DISTINCT category FROM videos WHERE category IS NOT NULL "
-                                              "ORDER BY 1")]
+        return [
+            r[0] for r in self.db.execute("SELECT DISTINCT category FROM videos WHERE category IS NOT NULL ORDER BY 1")
+        ]
 
     def category_counts(self) -> dict[str, int]:
         """Videos per category (UNLABELLED for those without), the largest first."""
-        return dict(self.db.execute("SELECT COALESCE(category, ?), COUNT(*) FROM videos GROUP BY 1 ORDER BY 2 DESC, 1",
-                                    (UNLABELLED,)).fetchall())
+        return dict(
+            self.db.execute(
+                "SELECT COALESCE(category, ?), COUNT(*) FROM videos GROUP BY 1 ORDER BY 2 DESC, 1", (UNLABELLED,)
+            ).fetchall()
+        )
 
     # ---- browsing --------------------------------------------------------------------------------------
-    def page(self, offset: int = 0, limit: int = 20, category: str | None = None,
-             text: str | None = None) -> tuple[int, list[Video]]:
+    def page(
+        self, offset: int = 0, limit: int = 20, category: str | None = None, text: str | None = None
+    ) -> tuple[int, list[Video]]:
         """(how many match, one page of them, newest first): a category (or UNLABELLED) and a plain substring
         of the title or tags."""
         where, args = [], []
@@ -141,48 +181,73 @@ class Videos:
             args += [like, like]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         total = self.db.execute(f"SELECT COUNT(*) FROM videos {clause}", args).fetchone()[0]
-        rows = self.db.execute(f"{_SELECT} {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
-                               [*args, max(1, limit), max(0, offset)])
+        rows = self.db.execute(
+            f"{_SELECT} {clause} ORDER BY id DESC LIMIT ? OFFSET ?", [*args, max(1, limit), max(0, offset)]
+        )
         return int(total), [_video(r) for r in rows]
 
     def most_clicked_in_category(self, category: str, k: int, exclude: str | None = None) -> list[tuple[Video, int]]:
         """(video, clicks) of one category, the most clicked first."""
         rows = self.db.execute(
             f"SELECT {', '.join('v.' + f.name for f in fields(Video))}, COALESCE(SUM(i.clicked), 0) AS clicks "
-            "FROM videos v LEFT JOIN interactions i ON i.video_id = v.video_id WHERE v.category = ? AND v.video_id != ? "
-            "GROUP BY v.id ORDER BY clicks DESC, v.id DESC LIMIT ?", (category, exclude or "", max(1, k)))
+            "FROM videos v LEFT JOIN interactions i ON i.video_id = v.video_id "
+            "WHERE v.category = ? AND v.video_id != ? GROUP BY v.id ORDER BY clicks DESC, v.id DESC LIMIT ?",
+            (category, exclude or "", max(1, k)),
+        )
         width = len(fields(Video))
         return [(_video(r[:width]), int(r[width])) for r in rows]
 
     # ---- frames and thumbnails ----------------------------------------------------------------------------
     def kept_frames(self, store_id: int) -> list[tuple[float, bytes]]:
         """(seconds, JPEG) of the frames ingest kept, in order."""
-        return [(r[0], r[1]) for r in self.db.execute("SELECT t, jpeg FROM frames WHERE video = ? ORDER BY idx",
-                                                      (store_id,))]
+        return [
+            (r[0], r[1])
+            for r in self.db.execute("SELECT t, jpeg FROM frames WHERE video = ? ORDER BY idx", (store_id,))
+        ]
 
     def thumbnails(self, video_ids: list[str]) -> dict[str, bytes]:
         if not video_ids:
             return {}
-        return dict(self.db.execute(f"SELECT v.video_id, t.jpeg FROM thumbnails t JOIN videos v ON v.id = t.video "
-                                    f"WHERE v.video_id IN ({_marks(video_ids)})", list(video_ids)).fetchall())
+        return dict(
+            self.db.execute(
+                f"SELECT v.video_id, t.jpeg FROM thumbnails t JOIN videos v ON v.id = t.video "
+                f"WHERE v.video_id IN ({_marks(video_ids)})",
+                list(video_ids),
+            ).fetchall()
+        )
 
     def lacking_embeddings(self, version: int) -> list[Video]:
         """Videos with no embeddings of a CLIP version yet (what a re-embedding still has to do)."""
-        return [_video(r) for r in self.db.execute(
-            f"{_SELECT} v WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.video = v.id AND e.version = ?) "
-            "ORDER BY id", (version,))]
+        return [
+            _video(r)
+            for r in self.db.execute(
+                f"{_SELECT} v WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.video = v.id AND e.version = ?) "
+                "ORDER BY id",
+                (version,),
+            )
+        ]
 
     # ---- writes -------------------------------------------------------------------------------------------
-    def add(self, row: dict, frames: list[tuple[float, bytes]], thumbnail: bytes,
-            embeddings: dict[str, np.ndarray], version: int) -> int:
+    def add(
+        self,
+        row: dict,
+        frames: list[tuple[float, bytes]],
+        thumbnail: bytes,
+        embeddings: dict[str, np.ndarray],
+        version: int,
+    ) -> int:
         """Insert one whole video (metadata, kept frames, thumbnail, embeddings); call inside a transaction.
         Returns its store id."""
         cols = ", ".join(VIDEO_COLUMNS) + ", added_at"
-        cur = self.db.execute(f"INSERT INTO videos({cols}) VALUES ({_marks(VIDEO_COLUMNS)}, ?)",
-                              [row.get(c) for c in VIDEO_COLUMNS] + [now_iso()])
+        cur = self.db.execute(
+            f"INSERT INTO videos({cols}) VALUES ({_marks(VIDEO_COLUMNS)}, ?)",
+            [row.get(c) for c in VIDEO_COLUMNS] + [now_iso()],
+        )
         vid = int(cur.lastrowid or 0)
-        self.db.executemany("INSERT INTO frames(video, idx, t, jpeg) VALUES (?, ?, ?, ?)",
-                            [(vid, i, t, jpeg) for i, (t, jpeg) in enumerate(frames)])
+        self.db.executemany(
+            "INSERT INTO frames(video, idx, t, jpeg) VALUES (?, ?, ?, ?)",
+            [(vid, i, t, jpeg) for i, (t, jpeg) in enumerate(frames)],
+        )
         self.db.execute("INSERT INTO thumbnails(video, jpeg) VALUES (?, ?)", (vid, thumbnail))
         self.embeddings.put(vid, version, embeddings)
         self.db.execute("DELETE FROM failures WHERE path = ?", (row["path"],))
@@ -219,8 +284,11 @@ class Failures:
         self.db = store.db
 
     def record(self, path: str, reason: str) -> None:
-        self.db.execute("INSERT INTO failures(path, reason, at) VALUES (?, ?, ?) ON CONFLICT(path) "
-                        "DO UPDATE SET reason = excluded.reason, at = excluded.at", (path, reason, now_iso()))
+        self.db.execute(
+            "INSERT INTO failures(path, reason, at) VALUES (?, ?, ?) ON CONFLICT(path) "
+            "DO UPDATE SET reason = excluded.reason, at = excluded.at",
+            (path, reason, now_iso()),
+        )
 
     def all(self) -> list[dict]:
         return [dict(r) for r in self.db.execute("SELECT path, reason, at FROM failures ORDER BY at, path")]

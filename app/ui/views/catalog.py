@@ -1,5 +1,6 @@
 """Catalog: what the store holds, the files it refused and why, and ingest from an upload or a folder on
 the server (the new videos are searchable and shown as soon as it ends, without a restart)."""
+
 from pathlib import Path
 
 import streamlit as st
@@ -8,8 +9,8 @@ from app.ui import state, uploads
 from app.ui.widgets import duration, grid, md
 from index import browse
 from index.api import Vidrec
-from ingest.pipeline import IngestOptions
 from ingest.learning import ModelError
+from ingest.pipeline import IngestOptions
 
 PER_PAGE = 18
 
@@ -22,8 +23,11 @@ cols[1].metric("Users", f"{summary['users']:,}")
 cols[2].metric("Interactions", f"{summary['interactions']:,}")
 cols[3].metric("Failed files", f"{summary['failed']:,}")
 clip = summary["clip"]
-cols[4].metric("CLIP", "-" if clip is None else f"v{clip['version']}",
-               help=None if clip is None else f"{clip['spec']}{' (tuned on this catalog)' if clip['tuned'] else ''}")
+cols[4].metric(
+    "CLIP",
+    "-" if clip is None else f"v{clip['version']}",
+    help=None if clip is None else f"{clip['spec']}{' (tuned on this catalog)' if clip['tuned'] else ''}",
+)
 cols[5].metric("Models", len(summary["models"]))
 
 
@@ -37,18 +41,29 @@ def run_ingest(paths=(), manifest=None, names: dict | None = None) -> None:
             bar.progress(done / max(total, 1), text=f"{done} of {total} files")
 
         try:
-            report = Vidrec(state.data_path()).ingest(paths, manifest,
-                                                      IngestOptions(progress=False, on_progress=progress))
+            report = Vidrec(state.data_path()).ingest(
+                paths, manifest, IngestOptions(progress=False, on_progress=progress)
+            )
         except ModelError as exc:  # the videos are in; only the model's own index could not follow
-            st.session_state["ingest_report"] = {"warning": f"The videos were ingested, but the model's index could "
-                                                            f"not be updated: {' '.join(str(exc).split())}"}
+            st.session_state["ingest_report"] = {
+                "warning": f"The videos were ingested, but the model's index could "
+                f"not be updated: {' '.join(str(exc).split())}"
+            }
             st.rerun()
-        failed = [{"file": (names or {}).get(f["path"], Path(f["path"]).name), "reason": f["reason"]}
-                  for f in report.failed]
-        status.update(label=f"Ingested {report.ingested}, {report.duplicates} already there, {len(failed)} refused",
-                      state="error" if failed and not (report.ingested or report.duplicates) else "complete")
-    st.session_state["ingest_report"] = {"ingested": report.ingested, "duplicates": report.duplicates,
-                                         "updated": report.updated, "failed": failed, "seconds": report.seconds}
+        failed = [
+            {"file": (names or {}).get(f["path"], Path(f["path"]).name), "reason": f["reason"]} for f in report.failed
+        ]
+        status.update(
+            label=f"Ingested {report.ingested}, {report.duplicates} already there, {len(failed)} refused",
+            state="error" if failed and not (report.ingested or report.duplicates) else "complete",
+        )
+    st.session_state["ingest_report"] = {
+        "ingested": report.ingested,
+        "duplicates": report.duplicates,
+        "updated": report.updated,
+        "failed": failed,
+        "seconds": report.seconds,
+    }
     st.rerun()
 
 
@@ -59,29 +74,44 @@ with add_tab:
     if last and "warning" in last:
         st.warning(last["warning"])
     elif last:
-        text = (f"Last ingest: {last['ingested']} new, {last['duplicates']} already in the catalog, "
-                f"{len(last['failed'])} refused, in {last['seconds']:.1f} s.")
+        text = (
+            f"Last ingest: {last['ingested']} new, {last['duplicates']} already in the catalog, "
+            f"{len(last['failed'])} refused, in {last['seconds']:.1f} s."
+        )
         (st.error if last["failed"] and not (last["ingested"] or last["duplicates"]) else st.success)(text)
         if last["failed"]:
             st.dataframe(last["failed"], hide_index=True)
     upload_col, folder_col = st.columns(2, gap="large")
     with upload_col:
         st.markdown("#### Upload videos")
-        files = st.file_uploader("Video files", type=uploads.video_types(), accept_multiple_files=True,
-                                 key="ingest_files", max_upload_size=uploads.UPLOAD_LIMIT_MB)
+        files = st.file_uploader(
+            "Video files",
+            type=uploads.video_types(),
+            accept_multiple_files=True,
+            key="ingest_files",
+            max_upload_size=uploads.UPLOAD_LIMIT_MB,
+        )
         if st.button("Ingest uploaded files", disabled=not files, type="primary", key="ingest_upload"):
             saved, errors = [], []
             for f in files:
                 try:
-                    saved.append((uploads.save_upload(vidrec.store.paths.uploads, f.name, f.getvalue(),
-                                                      uploads.VIDEO_EXTENSIONS), f.name))
+                    saved.append(
+                        (
+                            uploads.save_upload(
+                                vidrec.store.paths.uploads, f.name, f.getvalue(), uploads.VIDEO_EXTENSIONS
+                            ),
+                            f.name,
+                        )
+                    )
                 except uploads.UploadError as exc:
                     errors.append(str(exc))
             for error in errors:
                 st.error(md(error))
             if saved:
-                run_ingest(manifest=uploads.write_manifest(vidrec.store.paths.uploads, saved),
-                           names={str(p.resolve()): n for p, n in saved} | {str(p): n for p, n in saved})
+                run_ingest(
+                    manifest=uploads.write_manifest(vidrec.store.paths.uploads, saved),
+                    names={str(p.resolve()): n for p, n in saved} | {str(p): n for p, n in saved},
+                )
     with folder_col:
         st.markdown("#### A folder on the server")
         folder = st.text_input("Folder or file path", key="ingest_folder", placeholder="/srv/videos/new")
@@ -96,18 +126,27 @@ with browse_tab:
     filter_col, text_col, page_col = st.columns([2, 3, 1])
     category = filter_col.selectbox("Category", ["all", *summary["categories"]], key="browse_category")
     text = text_col.text_input("Title or tag contains", key="browse_text")
-    total, _ = browse.video_page(vidrec.store, 0, 1, None if category == "all" else category, text)
+    total = browse.video_page(vidrec.store, 0, 1, None if category == "all" else category, text)[0]
     pages = max(1, -(-total // PER_PAGE))
     page = page_col.number_input(f"Page (of {pages})", 1, pages, 1, key="browse_page")
-    _, videos = browse.video_page(vidrec.store, (page - 1) * PER_PAGE, PER_PAGE,
-                                  None if category == "all" else category, text)
+    videos = browse.video_page(
+        vidrec.store, (page - 1) * PER_PAGE, PER_PAGE, None if category == "all" else category, text
+    )[1]
     st.caption(f"{total:,} videos, newest first")
-    grid(vidrec, videos, "catalog", columns=6,
-         detail=lambda v: f"{md(v['category'] or 'uncategorised')} · {duration(v['duration'])}")
+    grid(
+        vidrec,
+        videos,
+        "catalog",
+        columns=6,
+        detail=lambda v: f"{md(v['category'] or 'uncategorised')} · {duration(v['duration'])}",
+    )
 
 with failed_tab:
     if summary["failures"]:
-        st.dataframe(summary["failures"], hide_index=True,
-                     column_config={"path": "file", "reason": "why it was refused", "at": "when"})
+        st.dataframe(
+            summary["failures"],
+            hide_index=True,
+            column_config={"path": "file", "reason": "why it was refused", "at": "when"},
+        )
     else:
         st.info("No refused files.")

@@ -1,4 +1,5 @@
 """Search: text-to-video search, and videos similar to an uploaded image or clip."""
+
 import streamlit as st
 
 from app.ui import state, uploads
@@ -10,8 +11,12 @@ st.title("Search")
 by_text, by_file = st.tabs(["By text", "By image or video"])
 
 with by_text:
-    query = st.text_input("What are you looking for?", key="search_text", max_chars=500,
-                          placeholder="e.g. penalty kick, 钢琴, a cosy kitchen")
+    query = st.text_input(
+        "What are you looking for?",
+        key="search_text",
+        max_chars=500,
+        placeholder="e.g. penalty kick, 钢琴, a cosy kitchen",
+    )
     if query.strip():
         try:
             found = vidrec.search(query, 15)
@@ -22,14 +27,22 @@ with by_text:
             grid(vidrec, found, "text", detail=lambda i: f"similarity {i['similarity']:.2f}")
 
 with by_file:
-    upload = st.file_uploader("An image or a short video clip", type=uploads.query_types(), key="search_file",
-                              max_upload_size=uploads.UPLOAD_LIMIT_MB)
+    upload = st.file_uploader(
+        "An image or a short video clip",
+        type=uploads.query_types(),
+        key="search_file",
+        max_upload_size=uploads.UPLOAD_LIMIT_MB,
+    )
     if upload is not None:
         done = st.session_state.setdefault("_file_results", {})
         if upload.file_id not in done:
             try:
-                path = uploads.save_upload(vidrec.store.paths.uploads, upload.name, upload.getvalue(),
-                                           uploads.IMAGE_EXTENSIONS | uploads.VIDEO_EXTENSIONS)
+                path = uploads.save_upload(
+                    vidrec.store.paths.uploads,
+                    upload.name,
+                    upload.getvalue(),
+                    uploads.IMAGE_EXTENSIONS | uploads.VIDEO_EXTENSIONS,
+                )
                 try:
                     done[upload.file_id] = ("ok", vidrec.similar_to_file(path, 15))
                 finally:
