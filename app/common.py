@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from index.api import Vidrec
-from index.search import SearchError
+from index.search import DEFAULT_K, SearchError
 from index.vector_index import IndexFileError
 from ingest.interactions import InteractionsError
 from ingest.learning import ModelError
@@ -26,7 +26,7 @@ PACKAGES = ("models", "ingest", "index", "app")  # whose log records a command s
 options: dict[str, Path | None] = {"data_dir": None}
 
 JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout.")
-KOption = typer.Option(10, "-k", "--k", min=1, help="How many results (more than the catalog: all of it).")
+KOption = typer.Option(DEFAULT_K, "-k", "--k", min=1, help="How many results (more than the catalog: all of it).")
 
 
 class Failure(Exception):

@@ -18,7 +18,7 @@ from models.context import Context
 from .catalog_index import FUSED, CatalogIndex
 from .feedback import log_impressions, record_feedback
 from .recommend import RecommendConfig, Recommender
-from .search import Searcher
+from .search import DEFAULT_K, Searcher
 from .vector_index import IndexConfig, IndexFileError
 
 
@@ -73,13 +73,13 @@ class Vidrec:
         return out
 
     # ---- search -------------------------------------------------------------------------------
-    def search(self, text: str, k: int = 10) -> list[dict]:
+    def search(self, text: str, k: int = DEFAULT_K) -> list[dict]:
         return self.searcher.text(text, k)
 
-    def similar(self, video_id: str, k: int = 10) -> list[dict]:
+    def similar(self, video_id: str, k: int = DEFAULT_K) -> list[dict]:
         return self.searcher.similar(video_id, k)
 
-    def similar_to_file(self, path: Path | str, k: int = 10) -> list[dict]:
+    def similar_to_file(self, path: Path | str, k: int = DEFAULT_K) -> list[dict]:
         return self.searcher.similar_to_file(path, k)
 
     # ---- recommendations ------------------------------------------------------------------------
@@ -97,14 +97,14 @@ class Vidrec:
         self,
         user_id: str,
         context: Context | None = None,
-        k: int = 10,
+        k: int = DEFAULT_K,
         session_history: Sequence[str] = (),
         exclude: Sequence[str] = (),
     ) -> dict:
         context = context or self.context(user_id)
         return self.recommender.recommend(user_id, context, k, list(session_history), list(exclude))
 
-    def popular(self, context: Context, k: int = 10) -> list[dict]:
+    def popular(self, context: Context, k: int = DEFAULT_K) -> list[dict]:
         top = self.recommender.popular(context, k)
         titles = self.store.videos.titles([v for v, _ in top])
         return [{"video_id": v, "title": titles.get(v, ""), "clicks": round(c, 1)} for v, c in top]

@@ -15,6 +15,8 @@ import numpy as np
 
 from ingest.store import UNLABELLED, Store, Video
 
+from .search import DEFAULT_K
+
 
 # ---- catalog --------------------------------------------------------------------------------------------
 def catalog_summary(store: Store) -> dict:
@@ -50,7 +52,7 @@ def video_details(store: Store, video_id: str) -> dict | None:
     return out
 
 
-def more_from_category(store: Store, video_id: str, k: int = 10) -> list[dict]:
+def more_from_category(store: Store, video_id: str, k: int = DEFAULT_K) -> list[dict]:
     """Other videos of the same labelled category, the most clicked first; empty for an unlabelled video."""
     video = store.videos.get(video_id)
     if video is None or not video.category:

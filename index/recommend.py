@@ -23,7 +23,7 @@ from ingest.store import Store
 from models.context import Context, daypart
 
 from .catalog_index import CatalogIndex, changed_only
-from .search import Searcher
+from .search import DEFAULT_K, Searcher
 
 DEVICE_NAMES = {"tv": "TV", "mobile": "mobile", "desktop": "desktop", "tablet": "tablet"}
 
@@ -119,7 +119,7 @@ class Recommender:
         self,
         user_id: str,
         context: Context,
-        k: int = 10,
+        k: int = DEFAULT_K,
         session_history: Sequence[str] = (),
         exclude: Sequence[str] = (),
     ) -> dict:

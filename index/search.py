@@ -23,6 +23,7 @@ from models.fusion import FusionWeights, fuse_catalog, fuse_text_query
 from .catalog_index import FUSED, CatalogIndex
 
 MAX_QUERY_CHARS = 2000
+DEFAULT_K = 10  # results a search, a similar-videos query or a list returns unless asked otherwise
 
 
 class SearchError(Exception):
@@ -48,7 +49,7 @@ class Searcher:
             self._clip, self._clip_version = load_catalog_version(self.store, version), version
         return self._clip
 
-    def text(self, query: str, k: int = 10) -> list[dict]:
+    def text(self, query: str, k: int = DEFAULT_K) -> list[dict]:
         query = " ".join((query or "").split())
         if not query:
             raise SearchError("empty query: say what to look for")
@@ -57,17 +58,17 @@ class Searcher:
         vector = fuse_text_query(self.clip.encode_texts([query]), self.weights)
         return self._results(vector, k)
 
-    def similar(self, video_id: str, k: int = 10) -> list[dict]:
+    def similar(self, video_id: str, k: int = DEFAULT_K) -> list[dict]:
         video = self.store.videos.get(video_id)
         if video is None:
             raise SearchError(f"unknown video id {video_id!r}")
-        found = self.store.embeddings.of_video(video.id)
+        found = self.store.embeddings.of_video(video.id, ("video_emb", "text_emb"))
         if found is None:
             raise SearchError(f"video {video_id!r} has no embeddings of the catalog's current CLIP yet")
         vector = fuse_catalog(found["video_emb"][None], found["text_emb"][None], self.weights)
         return self._results(vector, k, exclude=video.id)
 
-    def similar_to_file(self, path: Path | str, k: int = 10) -> list[dict]:
+    def similar_to_file(self, path: Path | str, k: int = DEFAULT_K) -> list[dict]:
         """Videos like an uploaded image or video file (its frames only: an upload has no text)."""
         path = Path(path)
         try:

@@ -45,7 +45,6 @@ class Entry:
     tags: list[str] | None = None
     category: str | None = None
     published_at: str | None = None
-    origin: str = ""  # where it came from, for messages
 
     def metadata(self) -> dict:
         """The text fields as the store keeps them; fields the input did not give are left out."""
@@ -82,9 +81,9 @@ def collect(paths: Sequence[Path | str] = (), manifest: Path | str | None = None
         if path.is_dir():
             for file in sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path)):
                 if file.suffix.lower() in VIDEO_EXTENSIONS:
-                    out.entries.append(Entry(file.resolve(), origin=str(file)))
+                    out.entries.append(Entry(file.resolve()))
         elif path.exists():
-            out.entries.append(Entry(path.resolve(), origin=str(path)))
+            out.entries.append(Entry(path.resolve()))
         else:
             out.fail(path, "no such file or folder")
     return out
@@ -110,7 +109,7 @@ def read_manifest(manifest: Path, out: Collected) -> None:
             out.fail(f"{manifest}:{line}", f"{where}: {row}")
             continue
         try:
-            out.entries.append(_entry_from_row(row, manifest.parent, where))
+            out.entries.append(_entry_from_row(row, manifest.parent))
         except ValueError as exc:
             out.fail(row.get("path") or f"{manifest}:{line}", f"{where}: {exc}")
 
@@ -149,7 +148,7 @@ def _text(row: dict, key: str) -> str | None:
     return str(value).strip()
 
 
-def _entry_from_row(row: dict, base: Path, where: str) -> Entry:
+def _entry_from_row(row: dict, base: Path) -> Entry:
     raw_path = _text(row, "path")
     if not raw_path:
         raise ValueError("missing path")
@@ -177,5 +176,4 @@ def _entry_from_row(row: dict, base: Path, where: str) -> Entry:
         tags=tags,
         category=_text(row, "category"),
         published_at=published,
-        origin=where,
     )

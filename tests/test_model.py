@@ -214,8 +214,6 @@ def test_loaded_model_answers_the_recommender(saved, model_data):
     assert not np.allclose(session["click"], scores["click"])
     names, probabilities = loaded.category_probabilities(video_ids[:4])
     assert probabilities.shape == (4, len(names)) and np.allclose(probabilities.sum(1), 1, atol=1e-5)
-    profile = loaded.user_profile("u0001")
-    assert profile["device"] and profile["region"] and profile["top_categories"]
     with pytest.raises(ModelError, match="not-a-video"):
         loaded.score("u0001", ["not-a-video"], context)
 

@@ -84,7 +84,6 @@ def test_videos_are_found_by_every_question(store):
     assert store.videos.titles(["v1", "v4", "nope"]) == {"v1": "title 1", "v4": "title 4"}
     assert store.videos.names([2, 99]) == {2: ("v2", "title 2")}
     assert store.videos.categories(["v1", "v2"]) == {"v1": "cooking", "v2": None}
-    assert store.videos.category_names() == ["cooking"]
     assert store.videos.category_counts() == {"cooking": 2, UNLABELLED: 2}
     assert store.videos.newest(2) == ["v4", "v3"]  # no published dates: the latest added first
     assert store.videos.kept_frames(1) == [(0.5, b"jpeg-a"), (1.5, b"jpeg-b")]

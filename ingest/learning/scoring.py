@@ -12,7 +12,6 @@ import functools
 import math
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -191,33 +190,6 @@ class LoadedModel:
             logits = net.category_logits(everything)
             self._category = net.probabilities({"category": logits})["category"].numpy()
         return list(self.vocabulary.categories), self._category[index.numpy()]
-
-    def user_profile(self, user_id: str) -> dict:
-        """Usual device and region, active hours and the top categories of the user's clicks (labels where
-        the catalog has them, else the model's prediction): defaults and reasons for the recommender."""
-        rows = self.store.interactions.of_user(user_id)
-        devices = Counter(r.device for r in rows if r.device)
-        regions = Counter(r.region for r in rows if r.region)
-        clicked = [r.video_id for r in rows if r.clicked and r.video_id in self._position]
-        hours = Counter(r.hour for r in rows if r.clicked)
-        categories: Counter = Counter()
-        if clicked and self.vocabulary.categories:
-            labels = self.store.videos.categories(sorted(set(clicked)))
-            names, probabilities = self.category_probabilities(sorted(set(clicked)))
-            predicted = dict(zip(sorted(set(clicked)), (names[i] for i in probabilities.argmax(1))))
-            categories = Counter(labels.get(v) or predicted[v] for v in clicked)
-        total = sum(categories.values())
-        return {
-            "user_id": user_id,
-            "known": bool(rows),
-            "trained_on": self.is_known_user(user_id),
-            "impressions": len(rows),
-            "clicks": len(clicked),
-            "device": devices.most_common(1)[0][0] if devices else None,
-            "region": regions.most_common(1)[0][0] if regions else None,
-            "active_hours": [h for h, _ in hours.most_common(3)],
-            "top_categories": [{"category": c, "share": round(n / total, 3)} for c, n in categories.most_common(3)],
-        }
 
 
 # ---- `vidrec score` ----------------------------------------------------------------------------------------

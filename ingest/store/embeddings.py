@@ -9,10 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from .database import Database
-from .encoding import from_blob, to_blob
+from .encoding import from_blob, to_blob, vector_from_blob
 
 FIELDS = ("video_emb", "frames_emb", "title_emb", "desc_emb", "tags_emb", "text_emb")
-TEXT_FIELDS = ("title_emb", "desc_emb", "tags_emb", "text_emb")
 VECTOR_FIELDS = tuple(f for f in FIELDS if f != "frames_emb")  # one vector per video
 
 
@@ -60,16 +59,15 @@ class Embeddings:
         rows = self.db.execute("SELECT video, frames_emb FROM embeddings WHERE version = ?", (version,))
         return {r[0]: from_blob(r[1], dim) for r in rows}
 
-    def of_video(self, store_id: int, version: int | None = None) -> dict[str, np.ndarray] | None:
-        """One video's vectors ({field: [D]}) for the current (or given) version; None if it has none."""
-        version = self._current() if version is None else version
+    def of_video(self, store_id: int, fields: tuple[str, ...] = VECTOR_FIELDS) -> dict[str, np.ndarray] | None:
+        """One video's vectors ({field: [D]}) of the current version; None if it has none."""
+        unknown = set(fields) - set(VECTOR_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown embedding field(s) {sorted(unknown)}")
         row = self.db.execute(
-            f"SELECT {', '.join(VECTOR_FIELDS)} FROM embeddings WHERE video = ? AND version = ?", (store_id, version)
+            f"SELECT {', '.join(fields)} FROM embeddings WHERE video = ? AND version = ?", (store_id, self._current())
         ).fetchone()
-        if row is None:
-            return None
-        dim = self.dim(int(version or 0))
-        return {f: from_blob(row[i], dim)[0] for i, f in enumerate(VECTOR_FIELDS)}
+        return None if row is None else {f: vector_from_blob(row[i]) for i, f in enumerate(fields)}
 
     def of_videos(self, video_ids: list[str], field: str = "video_emb") -> dict[str, np.ndarray]:
         """video_id -> [D] of one field, current version, for the videos that have it."""
@@ -78,13 +76,12 @@ class Embeddings:
         version = self._current()
         if not video_ids or version is None:
             return {}
-        dim = self.dim(version)
         rows = self.db.execute(
             f"SELECT v.video_id, e.{field} FROM embeddings e JOIN videos v ON v.id = e.video "
             f"WHERE e.version = ? AND v.video_id IN ({','.join('?' * len(video_ids))})",
             [version, *video_ids],
         )
-        return {r[0]: from_blob(r[1], dim)[0] for r in rows}
+        return {r[0]: vector_from_blob(r[1]) for r in rows}
 
     # ---- writes -------------------------------------------------------------------------------------------
     def put(self, store_id: int, version: int, embeddings: dict[str, np.ndarray]) -> None:

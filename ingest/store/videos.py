@@ -150,11 +150,6 @@ class Videos:
             ).fetchall()
         )
 
-    def category_names(self) -> list[str]:
-        return [
-            r[0] for r in self.db.execute("SELECT DISTINCT category FROM videos WHERE category IS NOT NULL ORDER BY 1")
-        ]
-
     def category_counts(self) -> dict[str, int]:
         """Videos per category (UNLABELLED for those without), the largest first."""
         return dict(
