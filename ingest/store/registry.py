@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 
 from .database import Database
 from .encoding import now_iso
+
+# Newest first; two models saved in the same second are told apart by insertion order.
+NEWEST_FIRST = "ORDER BY created_at DESC, rowid DESC"
+
+
+def newest_model_id(db: sqlite3.Connection) -> str | None:
+    row = db.execute(f"SELECT model_id FROM models {NEWEST_FIRST} LIMIT 1").fetchone()
+    return row[0] if row else None
 
 
 @dataclass(frozen=True)
@@ -21,9 +30,6 @@ class ModelRecord:
 
 
 class ModelRegistry:
-    # Newest first; two models saved in the same second are told apart by insertion order.
-    NEWEST_FIRST = "SELECT * FROM models ORDER BY created_at DESC, rowid DESC"
-
     def __init__(self, store: Database):
         self.store = store
 
@@ -47,13 +53,12 @@ class ModelRegistry:
                 json.loads(r["metrics"]),
                 r["created_at"],
             )
-            for r in self.store.db.execute(self.NEWEST_FIRST)
+            for r in self.store.db.execute(f"SELECT * FROM models {NEWEST_FIRST}")
         ]
 
     def newest_id(self) -> str | None:
         """The newest model's id (whatever its CLIP version): cheap, for cache keys."""
-        row = self.store.db.execute(self.NEWEST_FIRST.replace("*", "model_id", 1) + " LIMIT 1").fetchone()
-        return row[0] if row else None
+        return newest_model_id(self.store.db)
 
     def count(self) -> int:
         return int(self.store.db.execute("SELECT COUNT(*) FROM models").fetchone()[0])

@@ -20,7 +20,7 @@ from .database import Database
 from .embeddings import Embeddings
 from .interactions import Interactions
 from .layout import DataDir
-from .registry import ModelRegistry
+from .registry import ModelRegistry, newest_model_id
 from .videos import Failures, Videos
 
 
@@ -66,9 +66,9 @@ def catalog_version(data_dir: Path | str) -> tuple:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
         meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('revision', 'clip_version', 'indexes')"))
-        newest = db.execute(ModelRegistry.NEWEST_FIRST + " LIMIT 1").fetchone()
+        newest = newest_model_id(db)
     except sqlite3.Error:
         return (None,)
     finally:
         db.close()
-    return (meta.get("revision"), meta.get("clip_version"), newest[0] if newest else None, meta.get("indexes"))
+    return (meta.get("revision"), meta.get("clip_version"), newest, meta.get("indexes"))
