@@ -18,7 +18,6 @@ import os
 import platform
 import shutil
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -149,12 +148,8 @@ def main() -> None:
     import logging
 
     logging.getLogger("streamlit").setLevel(logging.ERROR)
-    db = sqlite3.connect(work / "catalog.db")
-    size = db.execute(
-        "SELECT (SELECT COUNT(*) FROM videos), (SELECT COUNT(DISTINCT user_id) FROM interactions), "
-        "(SELECT COUNT(*) FROM interactions)"
-    ).fetchone()
-    db.close()
+    status = Store(work).status()
+    size = (status["videos"], status["users"], status["interactions"])
     queries = requests(work, args.sessions + 1)
 
     inside: list[float] = []  # Vidrec.recommend's own time within each render
