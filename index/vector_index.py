@@ -213,21 +213,21 @@ class VectorIndex(Protocol):
     @property
     def ids(self) -> np.ndarray:
         """The ids it holds, ascending."""
-        ...
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add vectors under new ids."""
 
-    def remove(self, ids: np.ndarray) -> None: ...
+    def remove(self, ids: np.ndarray) -> None:
+        """Drop these ids (ValueError where the index type cannot: rebuild it instead)."""
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query row; k is capped at the index size; misses have id -1."""
-        ...
 
-    def save(self, files: IndexFiles) -> None: ...
+    def save(self, files: IndexFiles) -> None:
+        """Write the index, its ids and its description so that a crash leaves the old set or the new one."""
 
     def describe(self) -> dict:
         """What `vidrec index` and `status` report of it."""
-        ...
 
 
 class FaissIndex:
