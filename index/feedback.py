@@ -15,11 +15,16 @@ FEEDBACK = ("watched", "like", "skip")
 UI_SOURCE = "ui"  # the source of the impressions and outcomes the UI logs (imported logs are 'import')
 
 
+def check_action(action: str) -> None:
+    """ValueError for anything but watched, like or skip."""
+    if action not in FEEDBACK:
+        raise ValueError(f"feedback must be one of {', '.join(FEEDBACK)}, not {action!r}")
+
+
 def outcome_after(action: str, previous: Outcome, watch_seconds: float | None = None) -> Outcome:
     """watched: a click; like: a click and a like; skip: the impression stays unclicked (an explicit negative
     for the next training). Watching again keeps an earlier like."""
-    if action not in FEEDBACK:
-        raise ValueError(f"feedback must be one of {', '.join(FEEDBACK)}, not {action!r}")
+    check_action(action)
     if action == "skip":
         return previous
     liked = 1 if action == "like" else (previous.liked or 0)
@@ -53,8 +58,7 @@ def record_feedback(
     when: float | None = None,
 ) -> Outcome:
     """Mark the outcome of the user's latest UI impression of this video (logging one if there is none)."""
-    if action not in FEEDBACK:
-        raise ValueError(f"feedback must be one of {', '.join(FEEDBACK)}, not {action!r}")
+    check_action(action)
     if store.videos.get(video_id) is None:
         raise ValueError(f"unknown video_id {video_id!r}")
     shown = impression(user_id, video_id, context, int(when if when is not None else time.time()))
@@ -73,8 +77,7 @@ class SessionFeedback:
     liked: list[str] = field(default_factory=list)
 
     def apply(self, action: str, video_id: str) -> None:
-        if action not in FEEDBACK:
-            raise ValueError(f"feedback must be one of {', '.join(FEEDBACK)}, not {action!r}")
+        check_action(action)
         for seen in (self.history, self.skipped):
             if video_id in seen:
                 seen.remove(video_id)

@@ -43,8 +43,8 @@ class ClipVersions:
 
     def current(self) -> ClipVersion | None:
         """The version the catalog's embeddings are made with (None before the first ingest)."""
-        current = self.store.get_meta("clip_version")
-        return None if current is None else self.get(int(current))
+        current = self.store.clip_version
+        return None if current is None else self.get(current)
 
     def get(self, version: int) -> ClipVersion | None:
         row = self.store.db.execute("SELECT * FROM clip_versions WHERE version = ?", (version,)).fetchone()

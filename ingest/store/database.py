@@ -90,6 +90,12 @@ class Database:
         return int(self.get_meta("revision", "0") or 0)
 
     @property
+    def clip_version(self) -> int | None:
+        """The CLIP version the catalog's embeddings are made with (None before the first ingest)."""
+        current = self.get_meta("clip_version")
+        return None if current is None else int(current)
+
+    @property
     def catalog_id(self) -> str:
         return self.get_meta("catalog_id", "") or ""
 

@@ -20,10 +20,6 @@ class Embeddings:
         self.store = store
         self.db = store.db
 
-    def _current(self) -> int | None:
-        current = self.store.get_meta("clip_version")
-        return None if current is None else int(current)
-
     def dim(self, version: int) -> int:
         row = self.db.execute(
             "SELECT length(video_emb) FROM embeddings WHERE version = ? LIMIT 1", (version,)
@@ -39,7 +35,7 @@ class Embeddings:
         store id order. Per-frame embeddings come from `frames`, as videos may keep different frame counts."""
         if field not in VECTOR_FIELDS:
             raise ValueError(f"unknown embedding field {field!r}")
-        version = self._current() if version is None else version
+        version = self.store.clip_version if version is None else version
         if version is None:
             return np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32)
         rows = self.db.execute(
@@ -65,7 +61,8 @@ class Embeddings:
         if unknown:
             raise ValueError(f"unknown embedding field(s) {sorted(unknown)}")
         row = self.db.execute(
-            f"SELECT {', '.join(fields)} FROM embeddings WHERE video = ? AND version = ?", (store_id, self._current())
+            f"SELECT {', '.join(fields)} FROM embeddings WHERE video = ? AND version = ?",
+            (store_id, self.store.clip_version),
         ).fetchone()
         return None if row is None else {f: vector_from_blob(row[i]) for i, f in enumerate(fields)}
 
@@ -73,7 +70,7 @@ class Embeddings:
         """video_id -> [D] of one field, current version, for the videos that have it."""
         if field not in VECTOR_FIELDS:
             raise ValueError(f"unknown embedding field {field!r}")
-        version = self._current()
+        version = self.store.clip_version
         if not video_ids or version is None:
             return {}
         rows = self.db.execute(
