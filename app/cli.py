@@ -14,11 +14,6 @@ from pathlib import Path
 
 import typer
 
-try:  # recent typer vendors click
-    from typer._click.exceptions import UsageError
-except ImportError:  # pragma: no cover - older typer on real click
-    from click.exceptions import UsageError  # type: ignore[assignment]
-
 from app import model_commands
 from app import serve as serve_module
 from app.common import (
@@ -26,6 +21,7 @@ from app.common import (
     Failure,
     JsonOption,
     KOption,
+    UsageError,
     data_dir,
     emit,
     open_api,
@@ -38,7 +34,7 @@ from app.demo.command import DEMO_USERS, DEMO_VIDEOS, metric_lines, run_demo
 from app.serve import DEFAULT_PORT, HOST, port_free, serve
 from ingest.interactions import import_interactions
 from ingest.pipeline import IngestOptions
-from ingest.tune import TUNE_EPOCHS, TuneOptions, tune_catalog_clip
+from ingest.tune import TUNE_EPOCHS, TuneOptions
 
 INGEST = IngestOptions()  # the defaults the options below show
 
@@ -140,7 +136,7 @@ def status_command(as_json: bool = JsonOption):
     """What the store holds."""
 
     def body():
-        s = open_store().status()
+        s = open_store(read_only=True).status()
         clip = "-" if s["clip"] is None else f"{s['clip']['spec']} (version {s['clip']['version']})"
         text = "\n".join(
             [
@@ -168,8 +164,8 @@ def tune_clip_command(
     """Tune the catalog's CLIP on its own frames and texts, then re-embed the catalog with it."""
 
     def body():
-        result = tune_catalog_clip(
-            open_store(), TuneOptions(epochs=epochs, force=force, seed=seed, progress=progress_wanted(as_json))
+        result = open_api().tune_clip(
+            TuneOptions(epochs=epochs, force=force, seed=seed, progress=progress_wanted(as_json))
         )
         b, a = result["before"], result["after"]
         text = (
@@ -201,7 +197,7 @@ def search_command(
     """Text-to-video search (frames and text, through CLIP's text tower)."""
 
     def body():
-        items = open_api().search(text, k)
+        items = open_api(read_only=True).search(text, k)
         emit({"items": items}, as_json, _items_text(items))
 
     run(as_json, body)
@@ -214,7 +210,7 @@ def similar_command(
     """Videos similar to one of the catalog (frames and text)."""
 
     def body():
-        items = open_api().similar(video_id, k)
+        items = open_api(read_only=True).similar(video_id, k)
         emit({"items": items}, as_json, _items_text(items))
 
     run(as_json, body)
@@ -233,7 +229,7 @@ def recommend_command(
     """Personalised recommendations in a context, with per-task scores and reasons."""
 
     def body():
-        api = open_api()
+        api = open_api(read_only=True)
         result = api.recommend(user, api.context(user, hour, weekday, device, region), k)
         context = result["context"]
         lines = [

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import math
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 import typer
+
+try:  # recent typer vendors click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - older typer on real click
+    from click.exceptions import UsageError  # type: ignore[assignment]
 
 from index.api import Vidrec
 from index.search import DEFAULT_K, SearchError
 from index.vector_index import IndexFileError
 from ingest.interactions import InteractionsError
 from ingest.learning import ModelError
-from ingest.store import Store, StoreError
+from ingest.store import DatabaseError, Store, StoreError
 from ingest.tune import TuneError
 from models.clip import ClipError
 
@@ -51,27 +59,60 @@ def data_dir() -> Path:
     return Path(chosen).expanduser()
 
 
-def open_store(create: bool = False) -> Store:
-    return Store(data_dir(), create=create)
+def open_store(create: bool = False, read_only: bool = False) -> Store:
+    """A job's store (writable: its writes take the writer lock), or a reader's (read-only: never writes, never
+    waits for a job)."""
+    return Store(data_dir(), create=create, read_only=read_only)
 
 
-def open_api(create: bool = False) -> Vidrec:
-    return Vidrec(data_dir(), create=create)
+def open_api(create: bool = False, read_only: bool = False) -> Vidrec:
+    return Vidrec(data_dir(), create=create, read_only=read_only)
+
+
+def finite(value):
+    """The payload with every non-finite float (NaN, inf) as null: JSON has no NaN, and a program reading it
+    should not have to guess."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
 
 
 def emit(payload: dict, as_json: bool, text: str) -> None:
     if as_json:
-        print(json.dumps(payload, ensure_ascii=False, default=str))
+        print(json.dumps(finite(payload), ensure_ascii=False, default=str, allow_nan=False))
     else:
         print(text)
 
 
+def error_message(exc: BaseException) -> str:
+    """One line for any failure: the reason for ours, the library's words with the kind for the rest."""
+    if isinstance(exc, USER_ERRORS):
+        message = str(exc)
+    elif isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        message = f"{exc.strerror or exc}{where}" if exc.errno != errno.ENOSPC else f"the disk is full{where}"
+    elif isinstance(exc, DatabaseError):
+        message = f"catalog database error: {exc}"
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    return " ".join(message.split()) or type(exc).__name__
+
+
 def run(as_json: bool, body: Callable[[], None]) -> None:
-    """Run a command body, turning expected failures into the documented output and exit status."""
+    """Run a command body; every failure ends as one line (one {"error": ...} document with --json) and exit 1.
+    Failures that are not a reason we give (a library's, the disk's) also leave their traceback on stderr."""
     try:
         body()
-    except USER_ERRORS as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
+    except (typer.Exit, typer.Abort, KeyboardInterrupt, UsageError):
+        raise
+    except Exception as exc:
+        if not isinstance(exc, USER_ERRORS):
+            traceback.print_exc(file=sys.stderr)
+        message = error_message(exc)
         if as_json:
             print(json.dumps({"error": message}, ensure_ascii=False))
         else:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from app.common import JsonOption, emit, open_store, progress_wanted, run
+from app.common import JsonOption, emit, open_api, open_store, progress_wanted, run
 from app.demo.command import demo_truth
 from ingest.learning import (
     ARCH_CHOICES,
@@ -17,7 +17,6 @@ from ingest.learning import (
     DEFAULT_EPOCHS,
     TrainOptions,
     load_model,
-    train_and_save,
 )
 from ingest.learning.evaluation import ablation_table, model_table, save_ablations
 from ingest.learning.scoring import score_file
@@ -73,7 +72,7 @@ def register(app: typer.Typer) -> None:
                 epochs=epochs,
                 progress=progress_wanted(as_json),
             )
-            result = train_and_save(open_store(), options)
+            result = open_api().train(options)
             emit(
                 result,
                 as_json,
@@ -97,7 +96,7 @@ def register(app: typer.Typer) -> None:
         demo`, the demo world's truth is the oracle row."""
 
         def body():
-            store = open_store()
+            store = open_store(read_only=not ablations)  # only the ablation table is written
             truth = demo_truth(store)
             if ablations:
                 rows = ablation_table(store, seeds=seeds, epochs=epochs, progress=progress_wanted(as_json), truth=truth)
@@ -117,7 +116,7 @@ def register(app: typer.Typer) -> None:
         """Score every row of an interaction-shaped file with the newest model (P(click), P(like), watch, category)."""
 
         def body():
-            result = score_file(load_model(open_store()), interactions, out)
+            result = score_file(load_model(open_store(read_only=True)), interactions, out)
             emit(
                 result,
                 as_json,

@@ -10,32 +10,43 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from ingest.learning import ModelError
+from ingest.learning import ModelError, TrainOptions, train_and_save
 from ingest.pipeline import IngestOptions, IngestReport, ingest
 from ingest.store import Store
+from ingest.tune import TuneOptions, tune_catalog_clip
 from models.context import Context
 
 from .catalog_index import FUSED, CatalogIndex
 from .feedback import log_impressions, record_feedback
 from .recommend import RecommendConfig, Recommender
 from .search import DEFAULT_K, Searcher
+from .threads import serve_one_thread_per_query
 from .vector_index import IndexConfig, IndexFileError
 
 
 class Vidrec:
+    """`read_only=True` is the serving side (search, similar, recommend, status, the UI): the store is opened
+    read-only, the objects follow the store as jobs change it, queries run one thread each, and feedback goes
+    through a second, writable connection, one short transaction each. Otherwise it is a job's: ingest,
+    remove and index take the data directory's writer lock."""
+
     def __init__(
         self,
         data_dir: Path | str,
         *,
         create: bool = False,
+        read_only: bool = False,
         index_config: IndexConfig = IndexConfig(),
         recommend_config: RecommendConfig = RecommendConfig(),
     ):
-        self.store = Store(data_dir, create=create)
+        self.store = Store(data_dir, create=create and not read_only, read_only=read_only)
+        if read_only:
+            serve_one_thread_per_query()
         self.indexes = {FUSED: CatalogIndex(self.store, FUSED, index_config)}
         self.searcher = Searcher(self.store, index=self.indexes[FUSED])
         self.recommender = Recommender(self.store, self.searcher, recommend_config)
-        self._writes = threading.Lock()  # threads (the UI's sessions) share the store's connection: one write at a time
+        self._feedback_store: Store | None = None
+        self._writes = threading.Lock()  # the UI's sessions share the feedback connection: one write at a time
 
     # ---- catalog ------------------------------------------------------------------------------
     def status(self) -> dict:
@@ -44,32 +55,49 @@ class Vidrec:
     def ingest(
         self, paths: Sequence[Path | str] = (), manifest: Path | str | None = None, options: IngestOptions | None = None
     ) -> IngestReport:
-        """Ingest, then bring the indexes up to date so the new videos are searchable at once."""
-        report = ingest(self.store, paths, manifest, options)
-        if report.ingested or report.updated:
-            self.refresh_indexes()
+        """Ingest, then bring the indexes up to date so the new videos are searchable at once (one job)."""
+        with self.store.writing("ingest"):
+            report = ingest(self.store, paths, manifest, options)
+            if report.ingested or report.updated:
+                self.refresh_indexes()
         return report
 
     def remove(self, video_ids: list[str]) -> list[str]:
-        removed = self.store.videos.remove(video_ids)
-        if removed and self.store.videos.count():
-            self.refresh_indexes()
+        with self.store.writing("remove"):
+            removed = self.store.videos.remove(video_ids)
+            if removed and self.store.videos.count():
+                self.refresh_indexes()
         return removed
 
+    def tune_clip(self, options: TuneOptions | None = None) -> dict:
+        """Tune the catalog's CLIP and, when it replaced the old one, rebuild the indexes with it (one job)."""
+        with self.store.writing("tune-clip"):
+            result = tune_catalog_clip(self.store, options)
+            if result["replaced"]:
+                self.refresh_indexes()
+        return result
+
+    def train(self, options: TrainOptions | None = None) -> dict:
+        """Train and save a model, then build its retrieval index, so the first recommendation need not."""
+        result = train_and_save(self.store, options)
+        self.refresh_indexes()
+        return result
+
     def refresh_indexes(self) -> list[dict]:
-        """Build or update every index (the model's too, once there is a usable model); returns their
-        descriptions. A model that cannot be loaded (stale after tune-clip, say) is reported, not raised:
-        the catalog's own indexes are current either way."""
-        if not self.store.videos.count():
-            raise IndexFileError("the catalog is empty: ingest videos first")
-        out = [index.ensure().info.to_json() | {"action": index.action} for index in self.indexes.values()]
-        if self.store.models.count():
-            try:
-                model_index = self.recommender.model_index()
-                assert model_index.info is not None
-                out.append(model_index.info.to_json() | {"action": model_index.action})
-            except ModelError as exc:
-                out.append({"name": "model", "action": "skipped", "reason": " ".join(str(exc).split())})
+        """Build or update every index and write it (the model's too, once there is a usable model), under the
+        writer lock; returns their descriptions. A model that cannot be loaded (stale after tune-clip, say)
+        is reported, not raised: the catalog's own indexes are current either way."""
+        with self.store.writing("index"):
+            if not self.store.videos.count():
+                raise IndexFileError("the catalog is empty: ingest videos first")
+            out = [index.ensure().info.to_json() | {"action": index.action} for index in self.indexes.values()]
+            if self.store.models.count():
+                try:
+                    model_index = self.recommender.model_index()
+                    assert model_index.info is not None
+                    out.append(model_index.info.to_json() | {"action": model_index.action})
+                except ModelError as exc:
+                    out.append({"name": "model", "action": "skipped", "reason": " ".join(str(exc).split())})
         return out
 
     # ---- search -------------------------------------------------------------------------------
@@ -112,8 +140,16 @@ class Vidrec:
     # ---- feedback from the UI -------------------------------------------------------------------
     def log_impressions(self, user_id: str, video_ids: list[str], context: Context) -> int:
         with self._writes:
-            return log_impressions(self.store, user_id, video_ids, context)
+            return log_impressions(self._writer(), user_id, video_ids, context)
 
     def feedback(self, user_id: str, video_id: str, action: str, context: Context) -> None:
         with self._writes:
-            record_feedback(self.store, user_id, video_id, action, context)
+            record_feedback(self._writer(), user_id, video_id, action, context)
+
+    def _writer(self) -> Store:
+        """The connection feedback is written through (no writer lock: a like made during an ingest is kept)."""
+        if not self.store.read_only:
+            return self.store
+        if self._feedback_store is None:
+            self._feedback_store = Store(self.store.data_dir, create=False)
+        return self._feedback_store

@@ -9,6 +9,7 @@ replaced) where the index type allows it, else a rebuild.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -63,6 +64,7 @@ class CatalogIndex:
     extra_stamp: dict = field(default_factory=dict)
     index: VectorIndex | None = None
     action: str = ""  # what the last `ensure` did: loaded, updated, built
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def info(self) -> IndexInfo | None:
@@ -77,52 +79,64 @@ class CatalogIndex:
         return {**catalog_stamp(self.store), **self.extra_stamp}
 
     def ensure(self) -> VectorIndex:
-        """Make the index current with the store, touching the files only when something changed."""
-        stamp = self.stamp()
-        if self.index is not None and self.index.info.stamp == stamp:
+        """Make the index current with the store. A reader (any thread) brings its copy in memory up to date;
+        only a job holding the writer lock writes the files. Searches meanwhile go on in the previous copy."""
+        index = self.index
+        if index is not None and index.info.stamp == self.stamp():
+            return index
+        with self._lock, self.store.snapshot():  # one thread updates; what it reads is one revision
+            stamp = self.stamp()
+            if self.index is not None and self.index.info.stamp == stamp:
+                return self.index
+            self.index = self._current(stamp)
+            if self.action != "loaded" and self.store.is_writing:
+                self._save(self.index)
             return self.index
-        files = self.store.paths.index_files(self.name)
-        try:
-            self.index = FaissIndex.load(files)
-            self.action = "loaded"
-        except IndexFileError as exc:
-            if files.data.exists():
-                logger.warning("rebuilding the %s index: %s", self.name, exc)
-            return self._rebuild(stamp)
-        old = self.index.info.stamp
+
+    def _current(self, stamp: dict) -> VectorIndex:
+        """The index for `stamp`: the one in memory or on disk, updated where it can be, else rebuilt."""
+        index = self.index
+        if index is None:
+            files = self.store.paths.index_files(self.name)
+            try:
+                index = FaissIndex.load(files)
+                self.action = "loaded"
+            except IndexFileError as exc:
+                if files.data.exists():
+                    logger.warning("rebuilding the %s index: %s", self.name, exc)
+                return self._rebuild(stamp)
+        old = index.info.stamp
         if {k: v for k, v in old.items() if k != "revision"} != {k: v for k, v in stamp.items() if k != "revision"}:
             return self._rebuild(stamp)  # another catalog, CLIP version or model
-        if old.get("revision") != stamp["revision"] and not self._update(self.index, stamp):
-            return self._rebuild(stamp)
-        return self.index
+        if old.get("revision") != stamp["revision"]:
+            return self._update(index, stamp) or self._rebuild(stamp)
+        return index
 
     def _rebuild(self, stamp: dict) -> VectorIndex:
         ids, vectors = self.vectors()
         if len(ids) == 0:
             raise IndexFileError("the catalog has no embedded videos to index")
-        self.index = FaissIndex.build(self.name, vectors, ids, self.config, stamp)
         self.action = "built"
-        self._save(self.index)
-        return self.index
+        return FaissIndex.build(self.name, vectors, ids, self.config, stamp)
 
-    def _update(self, index: VectorIndex, stamp: dict) -> bool:
-        """Bring the index to the store's revision in place; False where only a rebuild will do."""
+    def _update(self, index: VectorIndex, stamp: dict) -> VectorIndex | None:
+        """A copy of the index brought to the store's revision in place; None where only a rebuild will do."""
         since = int(index.info.stamp.get("revision", 0))
         current = self.store.videos.store_ids()
         indexed = set(index.ids.tolist())
         stale = ((indexed - current) | set(self.store.videos.changed_since(since).tolist())) & indexed
         if index.info.type == "hnsw" and stale:
-            return False  # HNSW cannot remove
+            return None  # HNSW cannot remove
         size = len(current)
         if choose_type(size, index.info.dim, self.config) != index.info.type or size > 2 * max(1, index.info.size):
-            return False  # grown into another kind (or far past what IVF was trained on)
+            return None  # grown into another kind (or far past what IVF was trained on)
         fresh_ids, fresh = self.vectors(since)
-        index.remove(np.array(sorted(stale), np.int64))
-        index.add(fresh_ids, fresh)
-        index.info.stamp = stamp
+        updated = index.copy() if index is self.index else index
+        updated.remove(np.array(sorted(stale), np.int64))
+        updated.add(fresh_ids, fresh)
+        updated.info.stamp = stamp
         self.action = "updated"
-        self._save(index)
-        return True
+        return updated
 
     def _save(self, index: VectorIndex) -> None:
         index.save(self.store.paths.index_files(self.name))

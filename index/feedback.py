@@ -44,7 +44,9 @@ def log_impressions(
     """What the UI showed, as impressions in the chosen context; feedback later marks the outcome. Returns
     the impressions' timestamp."""
     ts = int(when if when is not None else time.time())
-    store.interactions.add([impression(user_id, v, context, ts) for v in video_ids], UI_SOURCE)
+    with store.transaction():  # a video removed since it was shown is left out, not an error
+        known = store.videos.titles(video_ids)
+        store.interactions.add([impression(user_id, v, context, ts) for v in video_ids if v in known], UI_SOURCE)
     return ts
 
 
@@ -59,12 +61,13 @@ def record_feedback(
 ) -> Outcome:
     """Mark the outcome of the user's latest UI impression of this video (logging one if there is none)."""
     check_action(action)
-    if store.videos.get(video_id) is None:
-        raise ValueError(f"unknown video_id {video_id!r}")
     shown = impression(user_id, video_id, context, int(when if when is not None else time.time()))
-    return store.interactions.update_latest(
-        shown, UI_SOURCE, lambda previous: outcome_after(action, previous, watch_seconds)
-    )
+    with store.transaction():
+        if store.videos.get(video_id) is None:
+            raise ValueError(f"unknown video_id {video_id!r}")
+        return store.interactions.update_latest(
+            shown, UI_SOURCE, lambda previous: outcome_after(action, previous, watch_seconds)
+        )
 
 
 @dataclass

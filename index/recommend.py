@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class Recommender:
         self._model: LoadedModel | None = None
         self._model_key: tuple | None = None  # (newest model id, CLIP version) the loaded model answers to
         self._model_index: CatalogIndex | None = None
+        self._model_lock = threading.Lock()
         self._catalog: tuple[int, list[str], list[str]] | None = None  # (store revision, newest, all video ids)
         # (store revision and log marker, (clicks per (video, device, part of day), ranked lists per context))
         self._popularity: tuple[tuple, tuple[Counter, dict]] | None = None
@@ -59,24 +61,36 @@ class Recommender:
     # ---- the model and its retrieval index ------------------------------------------------------
     @property
     def model(self) -> LoadedModel:
-        """The newest usable model, loaded once per (newest model, CLIP version): reloaded when a newer one is
-        trained or the CLIP changes."""
+        """The newest usable model over the store's catalog as it is now: loaded once per (newest model, CLIP
+        version), and following the catalog's revision (new videos scored from their content, removed ones
+        gone) without a reload from disk."""
+        key = self._model_key_now()
+        model = self._model
+        if model is not None and self._model_key == key and model.catalog.revision == self.store.revision:
+            return model
+        with self.store.snapshot(), self._model_lock:  # this order everywhere (index lock, snapshot, model lock)
+            key = self._model_key_now()
+            if self._model is None or self._model_key != key:
+                self._model = load_model(self.store)
+                self._model_key = key
+                self._model_index = None
+            else:
+                self._model = self._model.following()
+            return self._model
+
+    def _model_key_now(self) -> tuple:
         newest = self.store.models.newest_id()
         if newest is None:
             raise ModelError("no trained model: run `vidrec train`")
-        clip = self.store.clips.current()
-        if self._model is None or self._model_key != (newest, clip and clip.version):
-            self._model = load_model(self.store)
-            self._model_key = (newest, clip and clip.version)
-            self._model_index = None
-        return self._model
+        return newest, self.store.clip_version
 
     def model_index(self) -> CatalogIndex:
         model = self.model
         if self._model_index is None:
 
             def source(since: int | None) -> tuple[np.ndarray, np.ndarray]:
-                ids, _, vectors = model.video_vectors()
+                current = self.model  # the model over the revision being indexed
+                ids, _, vectors = (current if current.model_id == model.model_id else model).video_vectors()
                 return changed_only(self.store, ids, vectors, since)
 
             self._model_index = CatalogIndex(
@@ -86,8 +100,9 @@ class Recommender:
                 source=source,
                 extra_stamp={"model": model.model_id},
             )
-        self._model_index.ensure()
-        return self._model_index
+        index = self._model_index
+        index.ensure()
+        return index
 
     # ---- context --------------------------------------------------------------------------------
     def context_for(
@@ -137,7 +152,8 @@ class Recommender:
         self._from_retrieval(model, user_id, context, history, candidates)
         self._popular(context, candidates)
         self._fresh_and_explore(user_id, candidates)
-        pool = [v for v in candidates if v not in watched]
+        # candidates the model's catalog lacks (a write between two reads of this request) wait for the next one
+        pool = [v for v in candidates if v not in watched and model.knows(v)]
         if not pool:
             return {"items": [], "cold_start": cold_start, "context": context.__dict__}
         scores = model.score(user_id, pool, context, history=history)
@@ -149,6 +165,8 @@ class Recommender:
         items = []
         for i in chosen:
             video_id = pool[i]
+            if video_id not in titles:
+                continue  # removed since the candidates were found
             reasons = list(dict.fromkeys(candidates[video_id]))
             if categories[video_id] in interests:
                 reasons.insert(0, f"matches your interest in {categories[video_id]}")
@@ -157,7 +175,7 @@ class Recommender:
                     "video_id": video_id,
                     "title": titles.get(video_id, ""),
                     "score": round(float(fused[i]), 4),
-                    "scores": {t: round(float(v[i]), 4) for t, v in scores.items()},
+                    "scores": {t: round(float(np.nan_to_num(v[i])), 4) for t, v in scores.items()},
                     "reasons": reasons[:3],
                     "category": categories[video_id],
                 }
@@ -168,7 +186,7 @@ class Recommender:
         """Expected value of an impression: P(click) x (w_click + w_like P(like|click) + w_watch E[watch|click])."""
         w = self.config.task_weights
         value = w.get("click", 1.0) + w.get("like", 0.0) * scores["like"] + w.get("watch", 0.0) * scores["watch"]
-        return scores["click"] * value
+        return np.nan_to_num(scores["click"] * value, nan=0.0, posinf=0.0, neginf=0.0)
 
     def history(self, user_id: str) -> list[str]:
         """The videos the user clicked, oldest first."""
@@ -178,10 +196,9 @@ class Recommender:
     def _from_history(self, history: list[str], candidates: dict) -> None:
         seeds = list(dict.fromkeys(reversed(history)))[: self.config.history_seeds]
         titles = self.store.videos.titles(seeds)
-        for seed in seeds:
-            title = titles.get(seed, seed)
-            for item in self.searcher.similar(seed, self.config.per_seed):
-                candidates[item["video_id"]].append(f"like “{title}” you watched")
+        for seed, items in self.searcher.similar_to_each(seeds, self.config.per_seed).items():
+            for item in items:
+                candidates[item["video_id"]].append(f"like “{titles.get(seed, seed)}” you watched")
 
     def _from_retrieval(
         self, model: LoadedModel, user_id: str, context: Context, history: list[str], candidates: dict
@@ -278,7 +295,7 @@ class Recommender:
     def _categories(self, model: LoadedModel, video_ids: list[str]) -> dict[str, str | None]:
         """The label, or the model's prediction for an unlabelled video."""
         labels = dict(zip(video_ids, self._labels(video_ids)))
-        missing = [v for v, c in labels.items() if not c]
+        missing = [v for v, c in labels.items() if not c and model.knows(v)]
         if missing:
             names, probs = model.category_probabilities(missing)
             labels.update({v: names[int(p.argmax())] for v, p in zip(missing, probs)})

@@ -68,6 +68,22 @@ class Searcher:
         vector = fuse_catalog(found["video_emb"][None], found["text_emb"][None], self.weights)
         return self._results(vector, k, exclude=video.id)
 
+    def similar_to_each(self, video_ids: list[str], k: int = DEFAULT_K) -> dict[str, list[dict]]:
+        """`similar` for several catalog videos in one index search (a user's recent history); videos that are
+        unknown or not embedded yet are left out."""
+        videos = {v.video_id: v for v in map(self.store.videos.get, dict.fromkeys(video_ids)) if v is not None}
+        found = {}
+        for video_id, video in videos.items():
+            own = self.store.embeddings.of_video(video.id, ("video_emb", "text_emb"))
+            if own is not None:
+                found[video_id] = fuse_catalog(own["video_emb"][None], own["text_emb"][None], self.weights)
+        seeds = list(found)
+        if not seeds:
+            return {}
+        vectors = np.vstack([found[v] for v in seeds])
+        lists = self._result_lists(vectors, k, [videos[v].id for v in seeds])
+        return dict(zip(seeds, lists))
+
     def similar_to_file(self, path: Path | str, k: int = DEFAULT_K) -> list[dict]:
         """Videos like an uploaded image or video file (its frames only: an upload has no text)."""
         path = Path(path)
@@ -85,12 +101,21 @@ class Searcher:
         return self._results(fuse_catalog(video, np.zeros_like(video), self.weights), k)
 
     def _results(self, vector: np.ndarray, k: int, exclude: int | None = None) -> list[dict]:
+        return self._result_lists(vector.reshape(1, -1), k, [exclude])[0]
+
+    def _result_lists(self, vectors: np.ndarray, k: int, exclude: list[int | None]) -> list[list[dict]]:
+        """One list per query row, each without its own `exclude` id; ids the store no longer holds (removed
+        since the index was brought up to date) are left out."""
         if k < 1:
             raise SearchError("k must be at least 1")
-        scores, ids = self.index.search(vector.reshape(1, -1), k + (exclude is not None))
+        scores, ids = self.index.search(vectors, k + any(e is not None for e in exclude))
         scale = self.weights.video + self.weights.text  # a weighted mean of the two cosines, in [-1, 1]
-        pairs = [(int(i), float(s) / scale) for s, i in zip(scores[0], ids[0]) if i >= 0 and i != exclude][:k]
-        names = self.store.videos.names([i for i, _ in pairs])
+        pairs = [
+            [(int(i), float(s) / scale) for s, i in zip(row_scores, row_ids) if i >= 0 and i != skip][:k]
+            for row_scores, row_ids, skip in zip(scores, ids, exclude)
+        ]
+        names = self.store.videos.names(list({i for row in pairs for i, _ in row}))
         return [
-            {"video_id": names[i][0], "title": names[i][1], "similarity": round(s, 4)} for i, s in pairs if i in names
+            [{"video_id": names[i][0], "title": names[i][1], "similarity": round(s, 4)} for i, s in row if i in names]
+            for row in pairs
         ]

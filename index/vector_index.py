@@ -9,9 +9,9 @@ and moved back before it is written.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
@@ -19,7 +19,7 @@ from typing import Protocol
 import faiss
 import numpy as np
 
-from ingest.store import IndexFiles
+from ingest.store import IndexFiles, replacing, write_text_atomically
 
 TYPES = ("flat", "hnsw", "ivf", "ivfsq", "ivfpq")
 
@@ -214,6 +214,9 @@ class VectorIndex(Protocol):
     def ids(self) -> np.ndarray:
         """The ids it holds, ascending."""
 
+    def copy(self) -> VectorIndex:
+        """An independent copy, to change while searches go on in this one."""
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors under new ids."""
 
@@ -303,6 +306,16 @@ class FaissIndex:
     def ids(self) -> np.ndarray:
         return self._ids
 
+    def copy(self) -> FaissIndex:
+        """FAISS indexes are not safe to change while another thread searches them: readers update a copy and
+        swap it in."""
+        if self.info.device == "cpu":
+            native = faiss.clone_index(self.native)
+        else:
+            native, _ = to_device(faiss.index_gpu_to_cpu(self.native))
+        set_search_params(native, self.info.search)
+        return FaissIndex(native, copy.deepcopy(self.info), self._ids.copy())
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         vectors, ids = _check(vectors, ids)
         if len(ids):
@@ -329,18 +342,15 @@ class FaissIndex:
         """The ids first, then the index, then its description, each to a temporary name and renamed: a crash
         leaves the old set or the new one, and the description (written last) names the others' size and
         digest, so a mismatch is detected on load."""
-        files.data.parent.mkdir(parents=True, exist_ok=True)
-        tmp = files.ids.with_name(files.ids.name + ".tmp.npy")
-        np.save(tmp, self._ids)
-        os.replace(tmp, files.ids)
+        with replacing(files.ids) as tmp, open(tmp, "wb") as f:
+            np.save(f, self._ids)
         self.info.ids_digest = _digest(self._ids)
         cpu = faiss.index_gpu_to_cpu(self.native) if self.info.device != "cpu" else self.native
-        tmp = files.data.with_name(files.data.name + ".tmp")
-        faiss.write_index(cpu, str(tmp))
-        os.replace(tmp, files.data)
-        tmp = files.description.with_name(files.description.name + ".tmp")
-        tmp.write_text(json.dumps({**self.info.to_json(), "bytes": files.data.stat().st_size}))
-        os.replace(tmp, files.description)
+        with replacing(files.data) as tmp:
+            faiss.write_index(cpu, str(tmp))
+        write_text_atomically(
+            files.description, json.dumps({**self.info.to_json(), "bytes": files.data.stat().st_size})
+        )
 
     def describe(self) -> dict:
         return {k: getattr(self.info, k) for k in ("name", "type", "size", "device", "recall", "params", "search")}

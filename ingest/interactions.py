@@ -46,15 +46,16 @@ def import_interactions(store: Store, path: Path | str, source: str = "import") 
     path = Path(path)
     if not path.is_file():
         raise InteractionsError(f"interaction log not found: {path}")
-    known = set(store.videos.video_ids())
     report = ImportReport()
-    rows = []
-    for line, raw in _read_rows(path):
-        try:
-            rows.append(parse_row(raw, known))
-        except ValueError as exc:
-            report.skip(line, str(exc))
-    report.imported = store.interactions.add(rows, source)
+    with store.writing("import-interactions"):  # the known videos cannot change before the rows are added
+        known = set(store.videos.video_ids())
+        rows = []
+        for line, raw in _read_rows(path):
+            try:
+                rows.append(parse_row(raw, known))
+            except ValueError as exc:
+                report.skip(line, str(exc))
+        report.imported = store.interactions.add(rows, source)
     report.duplicates = len(rows) - report.imported
     report.seconds = round(time.perf_counter() - started, 3)
     return report

@@ -66,12 +66,13 @@ def ingest(
     report = IngestReport()
     collected = collect(list(paths), manifest)
     report.failed.extend(collected.failed)
-    if collected.entries:
-        clip, version = open_catalog_clip(store, options.clip, device=options.device)
-        _Run(store, clip, version, options, report).run(collected.entries)
-    with store.transaction():
-        for failure in report.failed:
-            store.failures.record(failure["path"], failure["reason"])
+    with store.writing("ingest"):  # the catalog's CLIP and what is already held are decided under the lock
+        if collected.entries:
+            clip, version = open_catalog_clip(store, options.clip, device=options.device)
+            _Run(store, clip, version, options, report).run(collected.entries)
+        with store.transaction():
+            for failure in report.failed:
+                store.failures.record(failure["path"], failure["reason"])
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
@@ -84,10 +85,14 @@ def write(
     updates: list[tuple[str, dict, dict[str, np.ndarray]]],
     report: IngestReport,
 ) -> None:
-    """The store step: new videos (whole) and text updates of known ones, in one transaction."""
+    """The store step: new videos (whole) and text updates of known ones, in one transaction. What the store
+    already holds is checked inside it: the same bytes are a duplicate, another file under a taken id a failure."""
     with store.transaction():
         for video, vectors in zip(videos, embeddings):
             row = video.row()
+            if store.videos.owner_of(video.content_hash) is not None:
+                report.duplicates += 1
+                continue
             if store.videos.get(row["video_id"]) is not None:
                 report.failed.append(
                     {"path": row["path"], "reason": f"video_id {row['video_id']!r} already names another file"}

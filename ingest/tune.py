@@ -50,7 +50,13 @@ class TuneOptions:
 
 
 def tune_catalog_clip(store: Store, options: TuneOptions | None = None) -> dict:
-    options = options or TuneOptions()
+    """`vidrec tune-clip`: tune, evaluate, and (if better) re-embed the catalog; the command's JSON. One job under
+    the writer lock from start to end: an ingest meanwhile would embed with the CLIP being replaced."""
+    with store.writing("tune-clip"):
+        return _tune(store, options or TuneOptions())
+
+
+def _tune(store: Store, options: TuneOptions) -> dict:
     started = time.perf_counter()
     current = store.clips.current()
     if current is None or store.videos.count() == 0:

@@ -11,7 +11,7 @@ import streamlit as st
 from app.common import data_dir
 from index.api import Vidrec
 from index.feedback import SessionFeedback, ShownLists
-from ingest.store import catalog_version
+from ingest.store import DataDir
 from models.context import Context
 
 NEW_VISITOR = "new visitor"
@@ -26,15 +26,20 @@ def data_path() -> Path:
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the catalog, its model and indexes…")
-def _api(path: str, version: tuple) -> Vidrec:
-    """One API object per catalog version: a new video, a new CLIP or a new model makes a new one (its
-    indexes and model load once, then every session shares them)."""
-    return Vidrec(path)
+def _api(path: str, database_file: int) -> Vidrec:
+    """One read-only API object per catalog, shared by every session: it follows the store as jobs change
+    it (new videos, a new CLIP, a new model), so an ingest does not make the pages load everything again. A
+    catalog file replaced under the same path (a restore, a new demo) makes a new one."""
+    return Vidrec(path, read_only=True)
 
 
 def api() -> Vidrec:
-    path = str(data_path())
-    return _api(path, catalog_version(path))
+    path = data_path()
+    try:
+        database_file = DataDir(path).database.stat().st_ino
+    except OSError:
+        database_file = 0  # no catalog yet: Vidrec says so
+    return _api(str(path), database_file)
 
 
 # ---- who and when -----------------------------------------------------------------------------------------

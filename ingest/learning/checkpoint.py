@@ -138,9 +138,17 @@ def options_of(model: LoadedModel) -> TrainOptions:
 
 
 def train_and_save(store: Store, options: TrainOptions | None = None) -> dict:
-    """`vidrec train`: train, evaluate, save; the command's JSON."""
+    """`vidrec train`: train, evaluate, save; the command's JSON. Training reads one snapshot of the store and
+    holds no lock (ingests and imports go on meanwhile); the save takes the writer lock."""
     trained = train_model(store, options)
-    model_id = save_model(store, trained)
+    with store.writing("train"):
+        current = store.clips.current()
+        if current is None or current.version != trained.features.catalog.clip_version:
+            raise ModelError(
+                f"the catalog's CLIP changed while training (now version {current and current.version}, trained on "
+                f"{trained.features.catalog.clip_version}): train again"
+            )
+        model_id = save_model(store, trained)
     return {
         "model_id": model_id,
         "clip": trained.features.catalog.clip_version,

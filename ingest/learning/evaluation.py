@@ -23,7 +23,7 @@ from models.data import Impressions
 from models.metrics import auc, binary_metrics
 from models.multitask import GROUPS, MultiTaskNet
 
-from ..store import Store, ensure, now_iso
+from ..store import Store, now_iso, write_text_atomically
 from .checkpoint import options_of
 from .features import FeatureSet, build_features
 from .ranking import click_probability
@@ -338,9 +338,10 @@ def ablation_table(
 
 def save_ablations(store: Store, rows: list[dict]) -> Path:
     """Keep the latest ablation table beside the models for the UI's Model page."""
-    path = ensure(store.paths.ablations)
-    path.write_text(json.dumps({"rows": rows, "created_at": now_iso()}, indent=1), encoding="utf-8")
-    return path
+    with store.writing("eval --ablations"):
+        return write_text_atomically(
+            store.paths.ablations, json.dumps({"rows": rows, "created_at": now_iso()}, indent=1)
+        )
 
 
 def model_table(store: Store, model: LoadedModel, truth: Oracle | None = None) -> list[dict]:

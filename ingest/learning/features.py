@@ -68,6 +68,7 @@ class CatalogFeatures:
     tensors: CatalogTensors
     published: np.ndarray  # Unix seconds, -inf where unknown (always available)
     duration: np.ndarray  # seconds
+    revision: int = 0  # the store revision these features were read at
 
     def index(self) -> dict[str, int]:
         return {v: i for i, v in enumerate(self.video_ids)}
@@ -85,6 +86,11 @@ class FeatureSet:
 def read_catalog(store: Store, vocabulary: Vocabulary | None = None) -> tuple[CatalogFeatures, list[str]]:
     """The catalog's per-video features for the current CLIP version, and its category names (the
     vocabulary's when given, so a trained model keeps its classes; else the labels in the store)."""
+    with store.snapshot():
+        return _read_catalog(store, vocabulary)
+
+
+def _read_catalog(store: Store, vocabulary: Vocabulary | None) -> tuple[CatalogFeatures, list[str]]:
     clip = store.clips.current()
     if clip is None or store.videos.count() == 0:
         raise FeatureError("the catalog is empty: ingest videos first (`vidrec ingest` or `vidrec demo`)")
@@ -106,7 +112,7 @@ def read_catalog(store: Store, vocabulary: Vocabulary | None = None) -> tuple[Ca
         category=torch.tensor([position.get(c, -1) if c else -1 for c in labels], dtype=torch.long),
     )
     published = np.array([_unix_seconds(rows[i].published_at) for i in ids.tolist()], np.float64)
-    return CatalogFeatures(clip.version, video_ids, ids, tensors, published, duration), categories
+    return CatalogFeatures(clip.version, video_ids, ids, tensors, published, duration, store.revision), categories
 
 
 def _unix_seconds(text: str | None) -> float:
@@ -156,9 +162,11 @@ def build_features(
     store: Store, vocabulary: Vocabulary | None = None, history_length: int = HISTORY_LENGTH
 ) -> FeatureSet:
     """Everything the model trains and evaluates on. A vocabulary (a trained model's) keeps the model's
-    classes and buckets; without one they are read from the store."""
-    catalog, categories = read_catalog(store, vocabulary)
-    log = read_interactions(store)
+    classes and buckets; without one they are read from the store (one snapshot: an ingest meanwhile is not
+    seen half-way)."""
+    with store.snapshot():
+        catalog, categories = read_catalog(store, vocabulary)
+        log = read_interactions(store)
     position = catalog.index()
     keep = np.array([v in position for v in log["video_id"]], bool)
     log = {k: v[keep] for k, v in log.items()}

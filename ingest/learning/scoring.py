@@ -23,7 +23,7 @@ from models.multitask import MultiTaskNet
 from ..interactions import parse_timestamp
 from ..store import Store
 from .errors import ModelError
-from .features import CatalogFeatures, Vocabulary, click_histories, hash_bucket
+from .features import CatalogFeatures, Vocabulary, click_histories, hash_bucket, read_catalog
 
 HISTORY_SECONDS = 30.0  # how long a user's history read from the store is reused
 SCORE_COLUMNS = ("pred_click", "pred_like", "pred_watch", "pred_category")
@@ -76,6 +76,41 @@ class LoadedModel:
     @property
     def arch(self) -> str:
         return self.config["arch"]
+
+    def following(self) -> LoadedModel:
+        """This model over the store's catalog as it is now (self when nothing changed): videos added since the
+        model was trained or loaded are scored from their content, as unseen videos are (their id buckets
+        were not trained: the learnt "unknown" one stands in), and removed videos are gone. A new object, so
+        requests still running on this one finish undisturbed."""
+        if self.store.revision == self.catalog.revision:
+            return self
+        catalog, _ = read_catalog(self.store, self.vocabulary)
+        if catalog.clip_version != self.clip_version:
+            raise ModelError(
+                f"model {self.model_id} was trained on CLIP version {self.clip_version}, the catalog is now on "
+                f"version {catalog.clip_version}: retrain with `vidrec train`"
+            )
+        nets = {}
+        for name, net in self.nets.items():
+            twin = MultiTaskNet(net.config)
+            twin.load_state_dict(net.state_dict())
+            twin.set_catalog(catalog.tensors)
+            nets[name] = twin
+        return LoadedModel(
+            self.store,
+            self.model_id,
+            self.clip_version,
+            self.config,
+            self.metrics,
+            nets,
+            self.vocabulary,
+            catalog,
+            self.history_length,
+        )
+
+    def knows(self, video_id: str) -> bool:
+        """Whether the video is in the catalog this model was loaded over."""
+        return video_id in self._position
 
     def _net_for(self, task: str) -> MultiTaskNet:
         for net in self.nets.values():

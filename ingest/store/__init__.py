@@ -6,11 +6,11 @@ store.clips.current(); store.models.all(); store.paths.index_files("fused")
 """
 
 from .clips import ClipVersion
-from .database import StoreError
 from .embeddings import FIELDS as EMBEDDING_FIELDS
 from .encoding import from_blob, now_iso, to_blob
+from .errors import DatabaseError, LockTimeout, StoreError
 from .interactions import Interaction, Outcome
-from .layout import DataDir, IndexFiles, ModelFiles, ensure
+from .layout import DataDir, IndexFiles, ModelFiles, ensure, replacing, write_text_atomically
 from .registry import ModelRecord
 from .store import Store, catalog_version
 from .videos import UNLABELLED, VIDEO_COLUMNS, Video
@@ -18,11 +18,15 @@ from .videos import UNLABELLED, VIDEO_COLUMNS, Video
 __all__ = [
     "Store",
     "StoreError",
+    "LockTimeout",
+    "DatabaseError",
     "catalog_version",
     "DataDir",
     "IndexFiles",
     "ModelFiles",
     "ensure",
+    "replacing",
+    "write_text_atomically",
     "ClipVersion",
     "ModelRecord",
     "Video",

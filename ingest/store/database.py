@@ -1,47 +1,72 @@
-"""The SQLite connection under the store: transactions, schema migrations, meta values and the revision.
+"""The SQLite connection under the store: transactions, read snapshots, the writer lock, schema migrations,
+meta values and the revision.
 
 The question classes (`videos`, `embeddings`, ...) each hold a `Database`; `Store` puts them together.
+A read-only `Database` (search, similar, recommend, status, the UI) opens SQLite read-only: it never
+writes and never waits for a writer (WAL). A writable one is a job's: its writes go in `transaction()`s
+inside `writing(job)`, the data directory's writer lock.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from . import schema
+from .errors import StoreError
 from .layout import DataDir
+from .lock import WriterLock
 
 BUSY_TIMEOUT_SECONDS = 60
 
 
-class StoreError(Exception):
-    """A store that cannot be used as asked; the message is one line for the user."""
-
-
 class Database:
-    def __init__(self, paths: DataDir, *, create: bool = True):
+    def __init__(self, paths: DataDir, *, create: bool = True, read_only: bool = False):
         self.paths = paths
-        if not create and not paths.database.exists():
+        self.read_only = read_only
+        if (read_only or not create) and not paths.database.exists():
             raise StoreError(f"no catalog in {paths.root} (run `vidrec ingest` or `vidrec demo` first)")
         paths.root.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(
-            paths.database, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+        self.writer_lock = WriterLock(paths.writer_lock)
+        # One connection, shared by a reader's threads (the UI's sessions): transactions and snapshots take
+        # this lock, so one thread's BEGIN never swallows another thread's statements half-way.
+        self._connection_lock = threading.RLock()
+        if read_only and self._schema_behind():
+            Database(paths, create=False).close()  # a reader of an older catalog upgrades it once, as a writer
+        self.db = self._connect()
+        if not read_only:
+            self._migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        target, uri = (f"file:{self.paths.database}?mode=ro", True) if self.read_only else (self.paths.database, False)
+        db = sqlite3.connect(
+            target, uri=uri, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
         )
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
-        self._migrate()
+        db.row_factory = sqlite3.Row
+        if not self.read_only:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
+        return db
+
+    def _schema_behind(self) -> bool:
+        probe = sqlite3.connect(f"file:{self.paths.database}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS)
+        try:
+            return schema.applied(probe) < schema.LATEST
+        finally:
+            probe.close()
 
     def _migrate(self) -> None:
-        """Bring the schema up to date; a database already at the latest version is only read."""
+        """Bring the schema up to date under the writer lock; a database already at the latest version is only
+        read."""
         if schema.applied(self.db) == schema.LATEST:
             return
-        with self.transaction():
+        with self.writing("the schema upgrade"), self.transaction():
             found = schema.applied(self.db)
             if found > schema.LATEST:
                 raise StoreError(
@@ -57,18 +82,48 @@ class Database:
         self.db.close()
 
     @contextmanager
+    def writing(self, job: str) -> Iterator[None]:
+        """Hold the data directory's writer lock for a job (reentrant in a thread); waits for another job,
+        saying so, and raises LockTimeout past $VIDREC_LOCK_TIMEOUT."""
+        if self.read_only:
+            raise StoreError(f"{job} needs a writable catalog; this one was opened read-only")
+        with self.writer_lock.hold(job):
+            yield
+
+    @property
+    def is_writing(self) -> bool:
+        """Whether this thread holds the writer lock (only then are index files saved)."""
+        return not self.read_only and self.writer_lock.held
+
+    @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT: writers queue up instead of failing half-way."""
-        if self.db.in_transaction:
-            yield self.db
-            return
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        with self._connection_lock:
+            if self.db.in_transaction:
+                yield self.db
+                return
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Several reads that must agree with each other (one read transaction): a writer committing meanwhile
+        is seen after, never half-way. Inside a transaction, that transaction is the snapshot."""
+        with self._connection_lock:
+            if self.db.in_transaction:
+                yield self.db
+                return
+            self.db.execute("BEGIN")
+            try:
+                yield self.db
+            finally:
+                if self.db.in_transaction:
+                    self.db.execute("COMMIT")
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

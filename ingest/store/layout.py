@@ -6,6 +6,10 @@ plain `Path`s (no folder is created until a writer asks for one with `ensure`).
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +65,11 @@ class DataDir:
     def database(self) -> Path:
         return self.root / DATABASE
 
+    @property
+    def writer_lock(self) -> Path:
+        """The file jobs lock while they write (lock.py); it holds nothing."""
+        return self.root / "writer.lock"
+
     # ---- CLIP weights: recorded in the store relative to the root, so a data dir can move --------------
     def clip_weights_name(self, version: int) -> str:
         return f"clip/v{version}.safetensors"
@@ -109,4 +118,23 @@ class DataDir:
 def ensure(path: Path) -> Path:
     """`path` with its parent folder created: for a writer about to write the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary name beside `path` to write to; renamed over `path` when the block ends (removed if it
+    fails). The name is unique, so two writers never write into one temporary file."""
+    tmp = ensure(path).with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    """Readers see the old file or the new one, never half of it."""
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path

@@ -27,8 +27,8 @@ from .videos import Failures, Videos
 class Store(Database):
     """The data directory's catalog: `catalog.db` plus the files `paths` names."""
 
-    def __init__(self, data_dir: Path | str, *, create: bool = True):
-        super().__init__(DataDir(data_dir), create=create)
+    def __init__(self, data_dir: Path | str, *, create: bool = True, read_only: bool = False):
+        super().__init__(DataDir(data_dir), create=create, read_only=read_only)
         self.data_dir = self.paths.root
         self.embeddings = Embeddings(self)
         self.videos = Videos(self, self.embeddings)
@@ -38,7 +38,11 @@ class Store(Database):
         self.models = ModelRegistry(self)
 
     def status(self) -> dict:
-        """What `vidrec status` reports."""
+        """What `vidrec status` reports (one snapshot of the store)."""
+        with self.snapshot():
+            return self._status()
+
+    def _status(self) -> dict:
         clip = self.clips.current()
         return {
             "data_dir": str(self.data_dir),

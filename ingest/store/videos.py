@@ -105,6 +105,11 @@ class Videos:
         """content hash -> video_id of every video: the same bytes are one video whatever their name."""
         return dict(self.db.execute("SELECT content_hash, video_id FROM videos").fetchall())
 
+    def owner_of(self, content_hash: str) -> str | None:
+        """The video_id of the video with these bytes, if the catalog holds it."""
+        row = self.db.execute("SELECT video_id FROM videos WHERE content_hash = ?", (content_hash,)).fetchone()
+        return None if row is None else row[0]
+
     def changed_since(self, revision: int) -> np.ndarray:
         """Store ids (int64) of the videos added or changed after catalog revision `revision`."""
         return np.array(
@@ -263,7 +268,7 @@ class Videos:
     def remove(self, video_ids: list[str]) -> list[str]:
         """Delete videos with everything they own (frames, embeddings, interactions); returns those removed."""
         removed = []
-        with self.store.transaction():
+        with self.store.writing("remove"), self.store.transaction():
             for video_id in video_ids:
                 if self.db.execute("DELETE FROM videos WHERE video_id = ?", (video_id,)).rowcount:
                     removed.append(video_id)

@@ -11,6 +11,7 @@ from index import browse
 from index.api import Vidrec
 from ingest.learning import ModelError
 from ingest.pipeline import IngestOptions
+from ingest.store import StoreError
 
 PER_PAGE = 18
 
@@ -49,6 +50,9 @@ def run_ingest(paths=(), manifest=None, names: dict | None = None) -> None:
                 "warning": f"The videos were ingested, but the model's index could "
                 f"not be updated: {' '.join(str(exc).split())}"
             }
+            st.rerun()
+        except StoreError as exc:  # another job kept the writer lock past the timeout: nothing was ingested
+            st.session_state["ingest_report"] = {"warning": f"Nothing was ingested: {' '.join(str(exc).split())}"}
             st.rerun()
         failed = [
             {"file": (names or {}).get(f["path"], Path(f["path"]).name), "reason": f["reason"]} for f in report.failed
