@@ -65,6 +65,7 @@ class CatalogIndex:
     index: VectorIndex | None = None
     action: str = ""  # what the last `ensure` did: loaded, updated, built
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _saved: dict | None = field(default=None, repr=False, compare=False)  # the stamp of the files on disk
 
     @property
     def info(self) -> IndexInfo | None:
@@ -81,17 +82,21 @@ class CatalogIndex:
     def ensure(self) -> VectorIndex:
         """Make the index current with the store. A reader (any thread) brings its copy in memory up to date;
         only a job holding the writer lock writes the files. Searches meanwhile go on in the previous copy."""
-        index = self.index
-        if index is not None and index.info.stamp == self.stamp():
+        index, stamp = self.index, self.stamp()
+        if index is not None and index.info.stamp == stamp and not self._unsaved(stamp):
             return index
         with self._lock, self.store.snapshot():  # one thread updates; what it reads is one revision
             stamp = self.stamp()
-            if self.index is not None and self.index.info.stamp == stamp:
-                return self.index
-            self.index = self._current(stamp)
-            if self.action != "loaded" and self.store.is_writing:
+            if self.index is None or self.index.info.stamp != stamp:
+                self.index = self._current(stamp)
+            if self._unsaved(stamp):
                 self._save(self.index)
             return self.index
+
+    def _unsaved(self, stamp: dict) -> bool:
+        """Whether this is a job holding the writer lock and the files on disk are behind (a reader only
+        keeps its copy in memory)."""
+        return self.store.is_writing and self._saved != stamp
 
     def _current(self, stamp: dict) -> VectorIndex:
         """The index for `stamp`: the one in memory or on disk, updated where it can be, else rebuilt."""
@@ -100,7 +105,7 @@ class CatalogIndex:
             files = self.store.paths.index_files(self.name)
             try:
                 index = FaissIndex.load(files)
-                self.action = "loaded"
+                self.action, self._saved = "loaded", dict(index.info.stamp)
             except IndexFileError as exc:
                 if files.data.exists():
                     logger.warning("rebuilding the %s index: %s", self.name, exc)
@@ -141,6 +146,7 @@ class CatalogIndex:
     def _save(self, index: VectorIndex) -> None:
         index.save(self.store.paths.index_files(self.name))
         self.store.describe_index(index.describe())
+        self._saved = dict(index.info.stamp)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query row; k is capped at the index size, misses are dropped by callers (-1)."""

@@ -240,3 +240,16 @@ def test_index_after_tune_clip_reports_the_stale_model_as_skipped(trained_catalo
     names = {i["name"]: i for i in out["indexes"]}
     assert names["fused"]["size"] == 36
     assert names["model"]["action"] == "skipped" and "retrain" in names["model"]["reason"]
+
+
+def test_only_a_job_holding_the_lock_writes_index_files(catalog_copy):
+    files = DataDir(catalog_copy).index_files("fused")
+    assert not files.data.exists()
+    reader = Vidrec(catalog_copy, read_only=True)
+    assert reader.search("a bright square", k=3)  # built in memory
+    writer = Vidrec(catalog_copy)
+    assert writer.search("a bright square", k=3)  # a job's object, outside a job: in memory too
+    assert not files.data.exists()
+    described = {i["name"]: i for i in writer.refresh_indexes()}
+    assert described["fused"]["stamp"]["revision"] == writer.store.revision
+    assert files.data.exists() and not list(files.data.parent.glob("*.tmp"))
