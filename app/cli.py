@@ -311,6 +311,8 @@ def main(argv: list[str] | None = None) -> None:
             exc.show()
         code = 2
     except (typer.Abort, KeyboardInterrupt):
+        if "--json" in argv:
+            print(json.dumps({"error": "interrupted"}))
         print("aborted", file=sys.stderr)
         code = 130
     sys.exit(code if isinstance(code, int) else 0)

@@ -46,3 +46,10 @@ def test_the_console_script_prints_only_json_on_stdout(tiny_catalog):
     )
     assert done.returncode == 0
     assert json.loads(done.stdout)["videos"] > 0
+
+
+def test_json_never_carries_nan(capsys):
+    from app.common import emit
+
+    emit({"score": float("nan"), "scores": [1.5, float("inf")], "nested": {"x": -float("inf")}}, True, "")
+    assert json.loads(capsys.readouterr().out) == {"score": None, "scores": [1.5, None], "nested": {"x": None}}
