@@ -85,13 +85,20 @@ class CatalogIndex:
         index, stamp = self.index, self.stamp()
         if index is not None and index.info.stamp == stamp and not self._unsaved(stamp):
             return index
-        with self._lock, self.store.snapshot():  # one thread updates; what it reads is one revision
-            stamp = self.stamp()
-            if self.index is None or self.index.info.stamp != stamp:
-                self.index = self._current(stamp)
-            if self._unsaved(stamp):
-                self._save(self.index)
-            return self.index
+        if index is not None and not self.store.is_writing and not self._lock.acquire(blocking=False):
+            return index  # another thread is bringing it up to date; this query goes on in the copy it has
+        if index is None or self.store.is_writing:
+            self._lock.acquire()
+        try:
+            with self.store.snapshot():  # what the update reads is one revision
+                stamp = self.stamp()
+                if self.index is None or self.index.info.stamp != stamp:
+                    self.index = self._current(stamp)
+                if self._unsaved(stamp):
+                    self._save(self.index)
+                return self.index
+        finally:
+            self._lock.release()
 
     def _unsaved(self, stamp: dict) -> bool:
         """Whether this is a job holding the writer lock and the files on disk are behind (a reader only

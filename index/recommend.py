@@ -66,17 +66,25 @@ class Recommender:
         gone) without a reload from disk."""
         key = self._model_key_now()
         model = self._model
-        if model is not None and self._model_key == key and model.catalog.revision == self.store.revision:
-            return model
-        with self.store.snapshot(), self._model_lock:  # this order everywhere (index lock, snapshot, model lock)
-            key = self._model_key_now()
-            if self._model is None or self._model_key != key:
-                self._model = load_model(self.store)
-                self._model_key = key
-                self._model_index = None
-            else:
-                self._model = self._model.following()
-            return self._model
+        if model is not None and self._model_key == key:
+            if model.catalog.revision == self.store.revision:
+                return model
+            if not self._model_lock.acquire(blocking=False):
+                return model  # another request is bringing it up to date; this one goes on with the model it has
+        else:
+            self._model_lock.acquire()
+        try:
+            with self.store.snapshot():  # the model lock, then the snapshot: never the other way round
+                key = self._model_key_now()
+                if self._model is None or self._model_key != key:
+                    self._model = load_model(self.store)
+                    self._model_key = key
+                    self._model_index = None
+                else:
+                    self._model = self._model.following()
+                return self._model
+        finally:
+            self._model_lock.release()
 
     def _model_key_now(self) -> tuple:
         newest = self.store.models.newest_id()
@@ -89,8 +97,11 @@ class Recommender:
         if self._model_index is None:
 
             def source(since: int | None) -> tuple[np.ndarray, np.ndarray]:
-                current = self.model  # the model over the revision being indexed
-                ids, _, vectors = (current if current.model_id == model.model_id else model).video_vectors()
+                """This model's vectors over the revision being indexed (read in the index's snapshot)."""
+                current = self._model
+                if current is None or current.model_id != model.model_id:
+                    current = model
+                ids, _, vectors = current.following().video_vectors()
                 return changed_only(self.store, ids, vectors, since)
 
             self._model_index = CatalogIndex(

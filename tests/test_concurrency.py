@@ -10,12 +10,14 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from media import write_clip
 
 from index.api import Vidrec
+from index.search import SearchError
 from ingest.store import DataDir, Store, lock
 from ingest.store.database import Database
 
@@ -253,3 +255,50 @@ def test_only_a_job_holding_the_lock_writes_index_files(catalog_copy):
     described = {i["name"]: i for i in writer.refresh_indexes()}
     assert described["fused"]["stamp"]["revision"] == writer.store.revision
     assert files.data.exists() and not list(files.data.parent.glob("*.tmp"))
+
+
+def test_threads_serving_while_a_job_ingests_and_removes_see_no_error(trained_catalog, tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(trained_catalog[0], data_dir)
+    reader = Vidrec(data_dir, read_only=True)
+    users = reader.store.interactions.users()
+    videos = reader.store.videos.video_ids()
+    errors: list[str] = []
+    calls = [0]
+    stop = threading.Event()
+
+    def client(seed: int) -> None:
+        turn = seed
+        while not stop.is_set():
+            try:
+                if turn % 3 == 0:
+                    reader.recommend(users[turn % len(users)] if turn % 2 else f"new-{turn}", k=10)
+                elif turn % 3 == 1:
+                    reader.search("a bright square sliding", k=10)
+                else:
+                    reader.similar(videos[turn % len(videos)], k=10)
+                calls[0] += 1
+            except SearchError as exc:
+                if not str(exc).startswith("unknown video id"):  # the right answer for a removed one
+                    errors.append(f"SearchError: {exc}")
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+            turn += 1
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        (tmp_path / "new").mkdir()
+        writer = Vidrec(data_dir)
+        for i in range(3):
+            writer.ingest([write_clip(tmp_path / "new" / f"n{i}.mp4", seed=200 + i)])
+        writer.remove(videos[-2:])  # ones the clients keep asking for
+        served, deadline = calls[0], time.monotonic() + 60
+        while calls[0] < served + 20 and time.monotonic() < deadline:  # and go on asking a while
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    assert calls[0] > 0 and not errors, errors[:3]
