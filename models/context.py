@@ -45,4 +45,7 @@ DAYPARTS = ((0, 6, "at night"), (6, 12, "in the morning"), (12, 18, "in the afte
 
 def daypart(hour: int) -> str:
     """The part of the day an hour falls in, as a phrase ("in the evening"): what popularity is counted by."""
-    return next(name for start, end, name in DAYPARTS if start <= hour < end)
+    for start, end, name in DAYPARTS:
+        if start <= hour < end:
+            return name
+    raise ValueError(f"hour must be 0-23, not {hour!r}")

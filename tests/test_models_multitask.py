@@ -314,6 +314,8 @@ def test_daypart_covers_every_hour_in_four_parts_of_six():
     assert parts[0] == parts[5] == "at night" and parts[6] == parts[11] == "in the morning"
     assert parts[12] == parts[17] == "in the afternoon" and parts[18] == parts[23] == "in the evening"
     assert sorted(parts.count(p) for p in set(parts)) == [6, 6, 6, 6]
+    with pytest.raises(ValueError, match="0-23"):
+        daypart(24)  # a clear error, not a StopIteration from deep inside popularity
 
 
 @pytest.mark.parametrize("hour, weekday", [(24, 0), (-1, 0), (12.0, 0), (0, 7), (0, -1), (0, "Mon")])
