@@ -184,7 +184,7 @@ class Recommender:
             items.append(
                 {
                     "video_id": video_id,
-                    "title": titles.get(video_id, ""),
+                    "title": titles[video_id],
                     "score": round(float(fused[i]), 4),
                     "scores": {t: round(float(np.nan_to_num(v[i])), 4) for t, v in scores.items()},
                     "reasons": reasons[:3],

@@ -1,7 +1,7 @@
 """The data directory's writer lock: one job that changes the catalog at a time.
 
-Jobs (ingest, remove, import-interactions, tune-clip, train's save, index, forget-user, restore) take
-it for their writes; readers (search, similar, recommend, status, the UI's pages) never do, and UI
+Jobs (ingest, remove, import-interactions, tune-clip, train's save, index, eval --ablations, a schema
+upgrade) take it for their writes; readers (search, similar, recommend, status, the UI's pages) never do, and UI
 feedback is one short SQLite transaction without it. It is an advisory lock on a file in the data
 directory (flock through `filelock`), so it is released when the process ends however it ends, and it
 is reentrant within a thread: a job made of jobs (the demo, an ingest followed by an index refresh)
@@ -52,22 +52,19 @@ class WriterLock:
     @contextmanager
     def hold(self, job: str, timeout: float | None = None) -> Iterator[None]:
         timeout = lock_timeout() if timeout is None else timeout
-        if not self.held:
+        try:
+            self._lock.acquire(timeout=0)  # held by this thread already: it only counts
+        except filelock.Timeout:
+            logger.warning(
+                "another job is writing to %s; %s is waiting (up to %.0f s)...", self.path.parent, job, timeout
+            )
             try:
-                self._lock.acquire(timeout=0)
+                self._lock.acquire(timeout=timeout)
             except filelock.Timeout:
-                logger.warning(
-                    "another job is writing to %s; %s is waiting (up to %.0f s)...", self.path.parent, job, timeout
-                )
-                try:
-                    self._lock.acquire(timeout=timeout)
-                except filelock.Timeout:
-                    raise LockTimeout(
-                        f"another job kept writing to {self.path.parent} for more than {timeout:.0f} s; "
-                        f"{job} gave up (try again when it is done, or set {LOCK_TIMEOUT_ENV})"
-                    ) from None
-        else:
-            self._lock.acquire(timeout=0)  # reentrant: only counts
+                raise LockTimeout(
+                    f"another job kept writing to {self.path.parent} for more than {timeout:.0f} s; "
+                    f"{job} gave up (try again when it is done, or set {LOCK_TIMEOUT_ENV})"
+                ) from None
         try:
             yield
         finally:
