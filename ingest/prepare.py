@@ -1,9 +1,11 @@
 """The per-file step of ingest: a path in, a prepared video (or the reason it was refused) out.
 
 It touches neither the store nor CLIP, and what it returns is plain data (picklable), so it can run in
-a thread, a process or on another machine: hash the bytes, probe and sample K frames, keep them as
-JPEGs (short side at most the CLIP input size) with a thumbnail. Embedding is the next step
-(`ingest/embedding.py`), writing to the store the last (`ingest/pipeline.py`).
+a thread, a process or on another machine: open the file (regular files only), probe it (a few reads),
+hash the bytes, sample K frames, keep them as JPEGs (short side at most the CLIP input size) with a
+thumbnail. The probe comes before the hash so a huge file that is not a video is refused without reading
+it; the hash comes before sampling so a file the catalog already holds is not decoded again. Embedding
+is the next step (`ingest/embedding.py`), writing to the store the last (`ingest/pipeline.py`).
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import hashlib
 import io
 from collections.abc import Container
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from PIL import Image
 
-from .sources import Entry
-from .video import FRAMES_PER_VIDEO, VideoError, sample_video
+from .sources import Entry, Unreadable, open_regular
+from .video import FRAMES_PER_VIDEO, VideoError, open_video
 
 JPEG_QUALITY = 90  # kept frames: re-embedding and tuning read them instead of decoding again
 THUMBNAIL_QUALITY = 85
@@ -78,17 +81,17 @@ Prepared = PreparedVideo | AlreadyHeld | Refused
 
 
 def prepare_file(entry: Entry, frames: int = FRAMES_PER_VIDEO, known_hashes: Container[str] = frozenset()) -> Prepared:
-    """Hash, probe and sample one file. A file whose content hash is in `known_hashes` is not decoded."""
+    """Probe, hash and sample one file. A file whose content hash is in `known_hashes` is not decoded."""
     try:
-        content_hash, size = hash_file(entry)
+        with open_regular(entry.path) as file, open_video(file, str(entry.path)) as video:
+            content_hash, size = hash_file(file)
+            if content_hash in known_hashes:
+                return AlreadyHeld(entry, content_hash)
+            sampled = video.sample(frames)
+    except (Unreadable, VideoError) as exc:
+        return Refused(entry, str(exc))
     except OSError as exc:
         return Refused(entry, f"cannot read file: {exc.strerror or exc}")
-    if content_hash in known_hashes:
-        return AlreadyHeld(entry, content_hash)
-    try:
-        sampled = sample_video(entry.path, frames)
-    except VideoError as exc:
-        return Refused(entry, str(exc))
     images = [image for _, image in sampled.frames]
     probe = {k: getattr(sampled, k) for k in ("duration", "fps", "width", "height", "codec", "rotation")}
     return PreparedVideo(
@@ -101,14 +104,17 @@ def prepare_file(entry: Entry, frames: int = FRAMES_PER_VIDEO, known_hashes: Con
     )
 
 
-def hash_file(entry: Entry) -> tuple[str, int]:
-    """(SHA-256 of the bytes, size): the same bytes under another name or id are one video."""
+def hash_file(file: BinaryIO) -> tuple[str, int]:
+    """(SHA-256 of the bytes, size): the same bytes under another name or id are one video. The file's
+    position is kept (the probed container reads on from it)."""
     digest = hashlib.sha256()
     size = 0
-    with open(entry.path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
+    position = file.tell()
+    file.seek(0)
+    while chunk := file.read(1 << 20):
+        digest.update(chunk)
+        size += len(chunk)
+    file.seek(position)
     return digest.hexdigest(), size
 
 

@@ -1,18 +1,23 @@
-"""What to ingest: files and walked folders, and catalog manifests (CSV or JSONL, docs/formats.md).
+"""What to ingest: files and walked folders, and catalog manifests (CSV or JSONL, docs/formats.md); and
+how ingest opens a file: regular files only (`open_regular`).
 
 Each input becomes an `Entry`; each unusable manifest row or path becomes a failure with a one-line
-reason, and the rest goes on.
+reason, and the rest goes on. A manifest row whose relative path leaves the manifest's folder is such a
+row unless allowed: a manifest from elsewhere must not have ingest read whatever file it names.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 VIDEO_EXTENSIONS = {
     ".mp4",
@@ -32,6 +37,21 @@ VIDEO_EXTENSIONS = {
     ".mxf",
 }
 VIDEO_ID_PATTERN = re.compile(r"[^\s/\\]{1,128}")
+FILE_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a folder",
+}
+
+
+class Unreadable(Exception):
+    """A file ingest will not or cannot open; the message is the one-line reason the user sees."""
+
+
+class Outside(ValueError):
+    """A manifest row whose relative path leaves the manifest's folder."""
 
 
 @dataclass
@@ -71,14 +91,17 @@ class Collected:
         self.failed.append({"path": str(path), "reason": reason})
 
 
-def collect(paths: Sequence[Path | str] = (), manifest: Path | str | None = None) -> Collected:
-    """Files given directly are always tried; folders are walked for files with video extensions."""
+def collect(
+    paths: Sequence[Path | str] = (), manifest: Path | str | None = None, allow_outside: bool = False
+) -> Collected:
+    """Files given directly are always tried; folders are walked for regular files with video extensions
+    (FIFOs, sockets and devices are skipped). `allow_outside`: see `read_manifest`."""
     out = Collected()
     if manifest is not None:
-        read_manifest(Path(manifest), out)
+        read_manifest(Path(manifest), out, allow_outside)
     for raw in paths:
         path = Path(raw).expanduser()
-        if path.is_dir():
+        if path.is_dir():  # is_file(): a regular file, links followed
             for file in sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path)):
                 if file.suffix.lower() in VIDEO_EXTENSIONS:
                     out.entries.append(Entry(file.resolve()))
@@ -93,8 +116,33 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def read_manifest(manifest: Path, out: Collected) -> None:
-    """Append the manifest's rows to `out`; a row that cannot be used is a failure naming its line."""
+def open_regular(path: Path | str) -> BinaryIO:
+    """Open a regular file for reading, links followed; Unreadable otherwise. A FIFO, a socket or a device
+    (a link to /dev/zero) is refused before it is opened, for reading it could block or never end. The
+    open itself does not block, and the opened descriptor is checked again, so a FIFO swapped in after
+    the first check cannot hang ingest either."""
+    try:
+        _check_regular(os.stat(path).st_mode)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise Unreadable(f"cannot read file: {exc.strerror or exc}") from exc
+    try:
+        _check_regular(os.fstat(fd).st_mode)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _check_regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise Unreadable(f"not a regular file ({FILE_KINDS.get(stat.S_IFMT(mode), 'an unusual kind')})")
+
+
+def read_manifest(manifest: Path, out: Collected, allow_outside: bool = False) -> None:
+    """Append the manifest's rows to `out`; a row that cannot be used is a failure naming its line. A
+    relative path that leaves the manifest's folder (`..`) is such a row unless `allow_outside`; it is
+    recorded under the manifest's line, never under the path it names."""
     if not manifest.is_file():
         out.fail(manifest, "manifest not found")
         return
@@ -109,7 +157,9 @@ def read_manifest(manifest: Path, out: Collected) -> None:
             out.fail(f"{manifest}:{line}", f"{where}: {row}")
             continue
         try:
-            out.entries.append(_entry_from_row(row, manifest.parent))
+            out.entries.append(_entry_from_row(row, manifest.parent, allow_outside))
+        except Outside as exc:
+            out.fail(f"{manifest}:{line}", f"{where}: {exc}")
         except ValueError as exc:
             out.fail(row.get("path") or f"{manifest}:{line}", f"{where}: {exc}")
 
@@ -139,6 +189,12 @@ def _jsonl_rows(manifest: Path):
             yield line, row if isinstance(row, dict) else "a row must be a JSON object"
 
 
+def _escapes(relative: Path) -> bool:
+    """Whether a relative path leaves its folder, as written (`a/../../b`): links are not followed, so a
+    manifest's folder that is itself a link, or links inside it, are the manifest's own business."""
+    return Path(os.path.normpath(relative)).parts[:1] == (os.pardir,)
+
+
 def _text(row: dict, key: str) -> str | None:
     value = row.get(key)
     if value is None:
@@ -148,11 +204,13 @@ def _text(row: dict, key: str) -> str | None:
     return str(value).strip()
 
 
-def _entry_from_row(row: dict, base: Path) -> Entry:
+def _entry_from_row(row: dict, base: Path, allow_outside: bool = False) -> Entry:
     raw_path = _text(row, "path")
     if not raw_path:
         raise ValueError("missing path")
     path = Path(raw_path).expanduser()
+    if not path.is_absolute() and not allow_outside and _escapes(path):
+        raise Outside("path escapes the manifest's folder (use --allow-outside)")
     path = (path if path.is_absolute() else base / path).resolve()
     video_id = _text(row, "video_id") or None
     if video_id is not None and not VIDEO_ID_PATTERN.fullmatch(video_id):
