@@ -56,11 +56,15 @@ def _global(
 
 
 def _ingest_text(r: dict) -> str:
+    def one_line(text: str) -> str:
+        """Control characters escaped (a newline in a file name must not forge a line), other Unicode kept."""
+        return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
     lines = [
         f"ingested {r['ingested']}, duplicates {r['duplicates']}, updated {r['updated']}, "
         f"failed {len(r['failed'])} in {r['seconds']:.1f} s"
     ]
-    lines += [f"  refused {f['path']}: {f['reason']}" for f in r["failed"]]
+    lines += [f"  refused {one_line(f['path'])}: {one_line(f['reason'])}" for f in r["failed"]]
     return "\n".join(lines)
 
 
@@ -72,6 +76,9 @@ def ingest_command(
     frames: int = typer.Option(INGEST.frames, "--frames", min=1, max=64, help="Frames sampled per video."),
     batch_size: int = typer.Option(INGEST.batch_size, "--batch-size", min=1, help="Frames per CLIP batch."),
     workers: int = typer.Option(INGEST.workers, "--workers", min=1, help="Decoding threads."),
+    allow_outside: bool = typer.Option(
+        False, "--allow-outside", help="Let manifest paths leave the manifest's folder with '..'."
+    ),
     as_json: bool = JsonOption,
 ):
     """Add videos to the catalog: decode, sample frames, embed with CLIP, store."""
@@ -83,7 +90,12 @@ def ingest_command(
             paths or [],
             manifest,
             IngestOptions(
-                clip=clip, frames=frames, batch_size=batch_size, workers=workers, progress=progress_wanted(as_json)
+                clip=clip,
+                frames=frames,
+                batch_size=batch_size,
+                workers=workers,
+                progress=progress_wanted(as_json),
+                allow_outside=allow_outside,
             ),
         )
         payload = report.to_json()
@@ -103,11 +115,14 @@ def import_interactions_command(
     def body():
         report = import_interactions(open_store(), file)
         payload = report.to_json()
-        text = f"imported {report.imported}, duplicates {report.duplicates}, skipped {report.skipped_count}" + "".join(
-            f"\n  line {s['line']}: {s['reason']}" for s in report.skipped[:20]
+        text = (
+            f"imported {report.imported}, duplicates {report.duplicates}, conflicts {report.conflicts_count}, "
+            f"skipped {report.skipped_count}"
         )
+        refused = sorted(report.skipped[:20] + report.conflicts[:20], key=lambda s: s["line"])[:20]
+        text += "".join(f"\n  line {s['line']}: {s['reason']}" for s in refused)
         emit(payload, as_json, text)
-        if report.skipped_count and not (report.imported or report.duplicates):
+        if (report.skipped_count or report.conflicts_count) and not (report.imported or report.duplicates):
             raise typer.Exit(1)  # every row refused
 
     run(as_json, body)
@@ -253,11 +268,14 @@ def _index_line(i: dict) -> str:
 
 
 @app.command("index")
-def index_command(as_json: bool = JsonOption):
-    """Build or update the indexes from the store."""
+def index_command(
+    rebuild: bool = typer.Option(False, "--rebuild", help="Build every index anew from the store."),
+    as_json: bool = JsonOption,
+):
+    """Build or update the indexes from the store (a damaged index file is found and rebuilt)."""
 
     def body():
-        indexes = open_api().refresh_indexes()
+        indexes = open_api().refresh_indexes(rebuild)
         emit({"indexes": indexes}, as_json, "\n".join(map(_index_line, indexes)))
 
     run(as_json, body)

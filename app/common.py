@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import math
@@ -24,7 +23,7 @@ from index.search import DEFAULT_K, SearchError
 from index.vector_index import IndexFileError
 from ingest.interactions import InteractionsError
 from ingest.learning import ModelError
-from ingest.store import DatabaseError, Store, StoreError
+from ingest.store import DamagedCatalog, DatabaseError, DataDir, Store, StoreError, database_failure, is_disk_full
 from ingest.tune import TuneError
 from models.clip import ClipError
 
@@ -92,14 +91,23 @@ def error_message(exc: BaseException) -> str:
     """One line for any failure: the reason for ours, the library's words with the kind for the rest."""
     if isinstance(exc, USER_ERRORS):
         message = str(exc)
-    elif isinstance(exc, OSError):
-        where = f" ({exc.filename})" if exc.filename else ""
-        message = f"{exc.strerror or exc}{where}" if exc.errno != errno.ENOSPC else f"the disk is full{where}"
     elif isinstance(exc, DatabaseError):
-        message = f"catalog database error: {exc}"
+        message = str(database_failure(exc, DataDir(data_dir()).database))
+    elif is_disk_full(exc):
+        where = getattr(exc, "filename", None)
+        message = f"the disk is full{f' ({where})' if where else ''}: free some space and run it again"
+    elif isinstance(exc, OSError):
+        message = f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}"
     else:
         message = f"{type(exc).__name__}: {exc}"
     return " ".join(message.split()) or type(exc).__name__
+
+
+def expected(exc: BaseException) -> bool:
+    """Failures whose one line says everything (ours, a full disk, a damaged catalog): no traceback."""
+    if isinstance(exc, DatabaseError):
+        return isinstance(database_failure(exc, DataDir(data_dir()).database), DamagedCatalog) or is_disk_full(exc)
+    return isinstance(exc, USER_ERRORS) or is_disk_full(exc)
 
 
 def run(as_json: bool, body: Callable[[], None]) -> None:
@@ -110,7 +118,7 @@ def run(as_json: bool, body: Callable[[], None]) -> None:
     except (typer.Exit, typer.Abort, KeyboardInterrupt, UsageError):
         raise
     except Exception as exc:
-        if not isinstance(exc, USER_ERRORS):
+        if not expected(exc):
             traceback.print_exc(file=sys.stderr)
         message = error_message(exc)
         if as_json:

@@ -83,17 +83,18 @@ class Vidrec:
         self.refresh_indexes()
         return result
 
-    def refresh_indexes(self) -> list[dict]:
+    def refresh_indexes(self, rebuild: bool = False) -> list[dict]:
         """Build or update every index and write it (the model's too, once there is a usable model), under the
-        writer lock; returns their descriptions. A model that cannot be loaded (stale after tune-clip, say)
-        is reported, not raised: the catalog's own indexes are current either way."""
+        writer lock; returns their descriptions. `rebuild`: from the store, whatever the files hold. A model that
+        cannot be loaded (stale after tune-clip, say) is reported, not raised: the catalog's own indexes are
+        current either way."""
         with self.store.writing("index"):
             if not self.store.videos.count():
                 raise IndexFileError("the catalog is empty: ingest videos first")
-            out = [index.ensure().info.to_json() | {"action": index.action} for index in self.indexes.values()]
+            out = [index.ensure(rebuild).info.to_json() | {"action": index.action} for index in self.indexes.values()]
             if self.store.models.count():
                 try:
-                    model_index = self.recommender.model_index()
+                    model_index = self.recommender.model_index(rebuild)
                     assert model_index.info is not None
                     out.append(model_index.info.to_json() | {"action": model_index.action})
                 except ModelError as exc:

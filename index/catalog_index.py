@@ -79,11 +79,12 @@ class CatalogIndex:
     def stamp(self) -> dict:
         return {**catalog_stamp(self.store), **self.extra_stamp}
 
-    def ensure(self) -> VectorIndex:
-        """Make the index current with the store. A reader (any thread) brings its copy in memory up to date;
-        only a job holding the writer lock writes the files. Searches meanwhile go on in the previous copy."""
+    def ensure(self, rebuild: bool = False) -> VectorIndex:
+        """Make the index current with the store (`rebuild`: from the store's vectors, whatever is on disk or in
+        memory). A reader (any thread) brings its copy in memory up to date; only a job holding the writer lock
+        writes the files. Searches meanwhile go on in the previous copy."""
         index, stamp = self.index, self.stamp()
-        if index is not None and index.info.stamp == stamp and not self._unsaved(stamp):
+        if not rebuild and index is not None and index.info.stamp == stamp and not self._unsaved(stamp):
             return index
         if index is not None and not self.store.is_writing and not self._lock.acquire(blocking=False):
             return index  # another thread is bringing it up to date; this query goes on in the copy it has
@@ -92,7 +93,9 @@ class CatalogIndex:
         try:
             with self.store.snapshot():  # what the update reads is one revision
                 stamp = self.stamp()
-                if self.index is None or self.index.info.stamp != stamp:
+                if rebuild:
+                    self.index, self._saved = self._rebuild(stamp), None
+                elif self.index is None or self.index.info.stamp != stamp:
                     self.index = self._current(stamp)
                 if self._unsaved(stamp):
                     self._save(self.index)

@@ -92,7 +92,7 @@ class Recommender:
             raise ModelError("no trained model: run `vidrec train`")
         return newest, self.store.clip_version
 
-    def model_index(self) -> CatalogIndex:
+    def model_index(self, rebuild: bool = False) -> CatalogIndex:
         model = self.model
         if self._model_index is None:
 
@@ -112,7 +112,7 @@ class Recommender:
                 extra_stamp={"model": model.model_id},
             )
         index = self._model_index
-        index.ensure()
+        index.ensure(rebuild)
         return index
 
     # ---- context --------------------------------------------------------------------------------
@@ -166,7 +166,7 @@ class Recommender:
         # candidates the model's catalog lacks (a write between two reads of this request) wait for the next one
         pool = [v for v in candidates if v not in watched and model.knows(v)]
         if not pool:
-            return {"items": [], "cold_start": cold_start, "context": context.__dict__}
+            return {"items": [], "cold_start": cold_start, "context": context.__dict__, "warnings": model.warnings}
         scores = model.score(user_id, pool, context, history=history)
         fused = self.fuse(scores)
         chosen = self._diversify(pool, fused, k)
@@ -191,7 +191,7 @@ class Recommender:
                     "category": categories[video_id],
                 }
             )
-        return {"items": items, "cold_start": cold_start, "context": context.__dict__}
+        return {"items": items, "cold_start": cold_start, "context": context.__dict__, "warnings": model.warnings}
 
     def fuse(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         """Expected value of an impression: P(click) x (w_click + w_like P(like|click) + w_watch E[watch|click])."""

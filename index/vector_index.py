@@ -19,7 +19,7 @@ from typing import Protocol
 import faiss
 import numpy as np
 
-from ingest.store import IndexFiles, replacing, write_text_atomically
+from ingest.store import IndexFiles, checksum_differs, replacing, sha256_file, write_text_atomically
 
 TYPES = ("flat", "hnsw", "ivf", "ivfsq", "ivfpq")
 
@@ -59,6 +59,7 @@ class IndexInfo:
     build_seconds: float = 0.0
     stamp: dict = field(default_factory=dict)  # what it was built from (catalog revision, CLIP version)
     ids_digest: str = ""  # sha1 of the int64 ids it holds, kept in a file beside it
+    sha256: str = ""  # of the FAISS file: a flipped byte inside it is found on load, not served
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -284,6 +285,8 @@ class FaissIndex:
                 f"{files.data.name} has {files.data.stat().st_size} bytes, its description says "
                 f"{described.get('bytes')}"
             )
+        if checksum_differs(files.data, info.sha256):
+            raise IndexFileError(f"{files.data.name} is damaged (its checksum differs from its description's)")
         try:
             native = faiss.read_index(str(files.data))
         except RuntimeError as exc:
@@ -340,14 +343,15 @@ class FaissIndex:
 
     def save(self, files: IndexFiles) -> None:
         """The ids first, then the index, then its description, each to a temporary name and renamed: a crash
-        leaves the old set or the new one, and the description (written last) names the others' size and
-        digest, so a mismatch is detected on load."""
+        (or a full disk) leaves the old set or the new one and no temporary file, and the description (written
+        last) names the others' size and checksums, so a mismatch or a damaged byte is detected on load."""
         with replacing(files.ids) as tmp, open(tmp, "wb") as f:
             np.save(f, self._ids)
         self.info.ids_digest = _digest(self._ids)
         cpu = faiss.index_gpu_to_cpu(self.native) if self.info.device != "cpu" else self.native
         with replacing(files.data) as tmp:
             faiss.write_index(cpu, str(tmp))
+            self.info.sha256 = sha256_file(tmp)
         write_text_atomically(
             files.description, json.dumps({**self.info.to_json(), "bytes": files.data.stat().st_size})
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from models.clip import DEFAULT_SPEC, ClipError, ClipModel, load_clip, parse_clip_spec
 
-from .store import Store, ensure
+from .store import Store, ensure, sha256_file
 
 
 class ClipMismatch(ClipError):
@@ -34,31 +34,37 @@ def open_catalog_clip(
     clip = load_clip(spec, device=device)
     with store.transaction():
         version = store.clips.next_version()
-        weights = None
-        if spec.kind in ("tiny", "checkpoint"):
-            weights = save_weights(store, clip, version)
+        weights, digest = save_weights(store, clip, version) if spec.kind in ("tiny", "checkpoint") else (None, None)
         store.clips.add(
             version,
             str(spec),
             weights,
             None,
-            {"embed_dim": clip.embed_dim, "image_size": clip.image_size, "tuned": False},
+            {"embed_dim": clip.embed_dim, "image_size": clip.image_size, "tuned": False, "sha256": digest},
         )
         store.clips.make_current(version)
     return clip, version
 
 
-def save_weights(store: Store, clip: ClipModel, version: int) -> str:
-    """Keep a CLIP's weights in the data dir as version `version`; returns the name the store records."""
+def save_weights(store: Store, clip: ClipModel, version: int) -> tuple[str, str]:
+    """Keep a CLIP's weights in the data dir as version `version`; returns the name the store records and the
+    file's SHA-256, which loading checks."""
     name = store.paths.clip_weights_name(version)
-    clip.save(ensure(store.paths.resolve(name)))
-    return name
+    path = ensure(store.paths.resolve(name))
+    clip.save(path)
+    return name, sha256_file(path)
 
 
 def load_catalog_version(store: Store, version: int, *, device: str | None = None) -> ClipModel:
     record = store.clips.get(version)
     if record is None:
         raise ClipError(f"the catalog has no CLIP version {version}")
-    if record.weights is not None and not record.weights.is_file():
-        raise ClipError(f"the catalog's CLIP weights are missing: {record.weights}")
+    if record.weights is not None:
+        if not record.weights.is_file():
+            raise ClipError(f"the catalog's CLIP weights are missing: {record.weights}")
+        if record.info.get("sha256") and sha256_file(record.weights) != record.info["sha256"]:
+            raise ClipError(
+                f"the catalog's CLIP weights {record.weights} are damaged (their checksum differs from the one "
+                f"recorded when they were written): restore them from a backup of the data dir"
+            )
     return load_clip(parse_clip_spec(record.spec), weights=record.weights, device=device)

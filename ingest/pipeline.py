@@ -40,6 +40,7 @@ class IngestOptions:
     progress: bool = True
     device: str | None = None
     on_progress: Callable[[int, int], None] | None = None  # (videos done, videos in all), e.g. a UI progress bar
+    allow_outside: bool = False  # --allow-outside: manifest paths may leave the manifest's folder (`..`)
 
 
 @dataclass
@@ -64,7 +65,7 @@ def ingest(
     options = options or IngestOptions()
     started = time.perf_counter()
     report = IngestReport()
-    collected = collect(list(paths), manifest)
+    collected = collect(list(paths), manifest, allow_outside=options.allow_outside)
     report.failed.extend(collected.failed)
     with store.writing("ingest"):  # the catalog's CLIP and what is already held are decided under the lock
         if collected.entries:
@@ -98,10 +99,23 @@ def write(
                     {"path": row["path"], "reason": f"video_id {row['video_id']!r} already names another file"}
                 )
                 continue
+            if not all_finite(vectors):
+                report.failed.append({"path": row["path"], "reason": NON_FINITE})
+                continue
             store.videos.add(row, video.frames, video.thumbnail, vectors, version)
             report.ingested += 1
         for video_id, changes, text in updates:
-            store.videos.update_text(video_id, changes, text, version)
+            if all_finite(text):
+                store.videos.update_text(video_id, changes, text, version)
+            else:
+                report.failed.append({"path": video_id, "reason": NON_FINITE})
+
+
+NON_FINITE = "CLIP gave non-finite embeddings (NaN or infinity) for it: nothing stored"
+
+
+def all_finite(vectors: dict[str, np.ndarray]) -> bool:
+    return all(bool(np.isfinite(v).all()) for v in vectors.values())
 
 
 class _Run:

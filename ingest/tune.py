@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from models.clip import ClipModel
@@ -64,13 +65,16 @@ def _tune(store: Store, options: TuneOptions) -> dict:
     pending = store.clips.pending()
     if pending is not None:
         logger.info("finishing the re-embedding with CLIP version %d left by an interrupted run", pending.version)
-        reembed(store, pending.version, progress=options.progress, device=options.device)
+        clip = load_catalog_version(store, pending.version, device=options.device)
+        frames = KeptFrames(store, clip)
+        reembed(store, pending.version, clip=clip, frames=frames, progress=options.progress)
         return {
             "clip": _clip_json(store),
             "before": pending.info.get("before"),
             "after": pending.info.get("after"),
             "replaced": True,
             "resumed": True,
+            "skipped_frames": frames.skipped,
             "seconds": round(time.perf_counter() - started, 3),
         }
 
@@ -83,10 +87,11 @@ def _tune(store: Store, options: TuneOptions) -> dict:
     clip = load_catalog_version(store, current.version, device=options.device)
     before = evaluate(store_embeddings(store, current.version), rows, holdout, clip)
     training = [r for r in rows if r.id not in holdout]
-    frames = {r.id: [jpeg for _, jpeg in store.videos.kept_frames(r.id)] for r in rows}
+    frames = KeptFrames(store, clip)
+    training = [r for r in training if frames.pixels(r) is not None]  # a video no frame of which decodes sits out
     texts = [training_texts(r) for r in training]
     pairs = PairSet(
-        frames=[pixels(clip, frames[r.id]).half() for r in training],
+        frames=[frames.pixels(r).half() for r in training],  # type: ignore[union-attr]
         texts=texts,
         weights=script_balanced_weights(texts),
     )
@@ -112,15 +117,50 @@ def _tune(store: Store, options: TuneOptions) -> dict:
     replaced = options.force or _score(after) >= _score(before)
     if replaced:
         version = _record_version(store, clip, current, before, after, history, options)
-        reembed(store, version, clip=clip, precomputed=tuned, progress=options.progress)
+        reembed(store, version, clip=clip, precomputed=tuned, progress=options.progress, frames=frames)
     return {
         "clip": _clip_json(store),
         "before": before,
         "after": after,
         "replaced": replaced,
         "history": history,
+        "skipped_frames": frames.skipped,
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+class KeptFrames:
+    """The kept frames of the catalog's videos as CLIP input. A frame that will not decode (a damaged JPEG) is
+    skipped, named in `skipped` and logged, and the video goes on with the others; decoding stays one pass
+    in the usual case (frames are tried one by one only for a video whose batch failed)."""
+
+    def __init__(self, store: Store, clip: ClipModel):
+        self.store, self.clip = store, clip
+        self.skipped: list[dict] = []  # {video_id, frame, reason}
+        self._named: set[tuple[str, int]] = set()
+
+    def pixels(self, video: Video) -> torch.Tensor | None:
+        """[K, 3, S, S] of the frames that decode; None when none does."""
+        jpegs = [jpeg for _, jpeg in self.store.videos.kept_frames(video.id)]
+        try:
+            return pixels(self.clip, jpegs)
+        except (OSError, ValueError, SyntaxError, RuntimeError):
+            pass
+        good = []
+        for i, jpeg in enumerate(jpegs):
+            try:
+                good.append(pixels(self.clip, [jpeg]))
+            except (OSError, ValueError, SyntaxError, RuntimeError) as exc:
+                self._skip(video, i, exc)
+        return torch.cat(good) if good else None
+
+    def _skip(self, video: Video, frame: int, exc: Exception) -> None:
+        if (video.video_id, frame) in self._named:
+            return
+        self._named.add((video.video_id, frame))
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        logger.warning("skipping kept frame %d of %s, which does not decode: %s", frame, video.video_id, reason)
+        self.skipped.append({"video_id": video.video_id, "frame": frame, "reason": reason})
 
 
 def training_texts(video: Video) -> list[str]:
@@ -183,16 +223,22 @@ def store_embeddings(store: Store, version: int) -> dict[int, dict]:
 def embed_videos(
     clip: ClipModel,
     rows: list[Video],
-    frames: dict[int, list[bytes]],
+    frames: KeptFrames,
     *,
     progress: bool = False,
     batch: int = WRITE_BATCH,
 ) -> dict[int, dict]:
-    """All embeddings of these videos, from their kept frames and their text."""
+    """All embeddings of these videos, from their kept frames and their text (none for a video no kept frame of
+    which decodes)."""
     out: dict[int, dict] = {}
     for start in tqdm(range(0, len(rows), batch), desc="embed", unit="batch", file=sys.stderr, disable=not progress):
-        chunk = rows[start : start + batch]
-        vectors = embed(clip, [pixels(clip, frames[r.id]) for r in chunk], [r.text_fields() for r in chunk])
+        chunk, images = [], []
+        for row in rows[start : start + batch]:
+            image = frames.pixels(row)
+            if image is not None:
+                chunk.append(row)
+                images.append(image)
+        vectors = embed(clip, images, [row.text_fields() for row in chunk])
         out.update({row.id: v for row, v in zip(chunk, vectors)})
     return out
 
@@ -202,12 +248,14 @@ def _record_version(
 ) -> int:
     with store.transaction():
         version = store.clips.next_version()
+        weights, digest = save_weights(store, clip, version)
         store.clips.add(
             version,
             current.spec,
-            save_weights(store, clip, version),
+            weights,
             current.version,
             {
+                "sha256": digest,
                 "tuned": True,
                 "pending": True,
                 "before": before,
@@ -230,28 +278,38 @@ def reembed(
     precomputed: dict[int, dict] | None = None,
     progress: bool = True,
     device: str | None = None,
+    frames: KeptFrames | None = None,
 ) -> int:
     """Write `version` embeddings for every video lacking them, in batches, then switch to it in one
     transaction (and drop the other versions' rows). Safe to interrupt and run again."""
     clip = clip or load_catalog_version(store, version, device=device)
+    frames = frames or KeptFrames(store, clip)
     precomputed = precomputed or {}
+    unreadable: list[str] = []  # videos none of whose kept frames decodes: they cannot move to the new version
     written = 0
     while True:
-        missing = store.videos.lacking_embeddings(version)
+        missing = [r for r in store.videos.lacking_embeddings(version) if r.video_id not in unreadable]
         if not missing:
             break
         bar = tqdm(total=len(missing), desc=f"re-embed v{version}", unit="video", file=sys.stderr, disable=not progress)
         for start in range(0, len(missing), WRITE_BATCH):
             chunk = missing[start : start + WRITE_BATCH]
-            todo = [r for r in chunk if r.id not in precomputed]
-            frames = {r.id: [j for _, j in store.videos.kept_frames(r.id)] for r in todo}
-            fresh = embed_videos(clip, todo, frames) if todo else {}
+            fresh = embed_videos(clip, [r for r in chunk if r.id not in precomputed], frames)
             with store.transaction():
                 for row in chunk:
-                    store.embeddings.put(row.id, version, precomputed.get(row.id) or fresh[row.id])
+                    vectors = precomputed.get(row.id) or fresh.get(row.id)
+                    if vectors is None:
+                        unreadable.append(row.video_id)
+                    else:
+                        store.embeddings.put(row.id, version, vectors)
             written += len(chunk)
             bar.update(len(chunk))
         bar.close()
+    if unreadable:
+        raise TuneError(
+            f"no kept frame of {len(unreadable)} video(s) decodes ({', '.join(unreadable[:5])}): remove them and "
+            "ingest their files again, then run tune-clip again to finish"
+        )
     with store.transaction():
         lacking = store.embeddings.count_lacking(version)
         if lacking:  # videos ingested meanwhile: the next run picks them up

@@ -193,12 +193,16 @@ class ClipModel:
 
     # ---- weights ------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        """Write the weights as safetensors (written to a temporary name, then renamed)."""
+        """Write the weights as safetensors (to a temporary name, then renamed; a failed write, a full disk
+        say, leaves neither a half-written file nor the temporary one)."""
         path = Path(path)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         state = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
-        save_file(state, str(tmp))
-        os.replace(tmp, path)
+        try:
+            save_file(state, str(tmp))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -240,6 +244,9 @@ def load_clip(
         raise
     except Exception as exc:
         raise ClipError(f"cannot load CLIP {spec}: {_one_line(exc)}") from exc
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        damaged = weights or spec.source or spec.model
+        raise ClipError(f"the weights of CLIP {spec} hold non-finite numbers (a damaged file?): {damaged}")
     tokenizer = open_clip.get_tokenizer(spec.model)
     if spec.model == TINY:
         tokenizer = CjkCharTokenizer(tokenizer)

@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from ingest.interactions import import_interactions
 from ingest.learning import DEFAULT_ARCH, ModelError, TrainOptions, load_model, save_model
@@ -227,17 +228,16 @@ def test_a_model_of_another_clip_version_is_refused(saved, model_data, tmp_path)
         load_model(store)
 
 
-def test_a_checkpoint_that_does_not_match_its_configuration_is_refused(saved, model_data, tmp_path):
+def test_model_files_that_are_not_the_ones_saved_are_refused(saved, model_data, tmp_path):
     _, model_id = saved
     data_dir = tmp_path / "data"
     shutil.copytree(model_data, data_dir)
-    config_file = data_dir / "models" / model_id / "config.json"
-    config = json.loads(config_file.read_text())
-    config["nets"]["all"]["d"] = 16
-    config_file.write_text(json.dumps(config))
-    with pytest.raises(ModelError, match="do not match its configuration.*retrain"):
+    weights = data_dir / "models" / model_id / "weights.safetensors"
+    state = load_file(weights)  # another net's weights in its place: the same format, other shapes
+    save_file({k: v[..., :1].contiguous() if v.ndim else v for k, v in state.items()}, weights)
+    with pytest.raises(ModelError, match=f"{model_id}'s weights are damaged.*retrain"):
         load_model(Store(data_dir))
-    (data_dir / "models" / model_id / "weights.safetensors").write_bytes(b"not a checkpoint")
+    weights.unlink()
     with pytest.raises(ModelError, match="cannot be read.*retrain"):
         load_model(Store(data_dir))
 

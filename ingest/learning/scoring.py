@@ -64,6 +64,7 @@ class LoadedModel:
         self.store, self.model_id, self.clip_version = store, model_id, clip_version
         self.config, self.metrics, self.nets, self.vocabulary, self.catalog = config, metrics, nets, vocabulary, catalog
         self.history_length = history_length
+        self.warnings: list[str] = []  # what a reader should know: a damaged newer model this one stands in for
         self._position = catalog.index()
         self._histories: dict[str, tuple[float, list[int]]] = {}
         self._lock = threading.Lock()
@@ -96,7 +97,7 @@ class LoadedModel:
             twin.load_state_dict(net.state_dict())
             twin.set_catalog(catalog.tensors)
             nets[name] = twin
-        return LoadedModel(
+        follower = LoadedModel(
             self.store,
             self.model_id,
             self.clip_version,
@@ -107,6 +108,8 @@ class LoadedModel:
             catalog,
             self.history_length,
         )
+        follower.warnings = self.warnings
+        return follower
 
     def knows(self, video_id: str) -> bool:
         """Whether the video is in the catalog this model was loaded over."""
@@ -314,6 +317,7 @@ def score_file(model: LoadedModel, path: Path, out: Path, batch_size: int = 4096
         "rows": n,
         "out": str(out),
         "model_id": model.model_id,
+        "warnings": model.warnings,
     }
 
 
@@ -337,4 +341,4 @@ def _text(value) -> str | None:
 
 
 def _cell(value: float) -> str:
-    return "" if np.isnan(value) else f"{value:.6f}"
+    return f"{value:.6f}" if np.isfinite(value) else ""  # no prediction, never a NaN or an infinity

@@ -5,10 +5,11 @@ store.videos.get("v0001"); store.embeddings.matrix("video_emb"); store.interacti
 store.clips.current(); store.models.all(); store.paths.index_files("fused")
 """
 
+from .checksums import checksum_differs, sha256_bytes, sha256_file
 from .clips import ClipVersion
 from .embeddings import FIELDS as EMBEDDING_FIELDS
 from .encoding import from_blob, now_iso, to_blob
-from .errors import DatabaseError, LockTimeout, StoreError
+from .errors import DamagedCatalog, DatabaseError, LockTimeout, StoreError, database_failure, is_disk_full
 from .interactions import Interaction, Outcome
 from .layout import DataDir, IndexFiles, ModelFiles, ensure, replacing, write_text_atomically
 from .registry import ModelRecord
@@ -20,6 +21,12 @@ __all__ = [
     "StoreError",
     "LockTimeout",
     "DatabaseError",
+    "DamagedCatalog",
+    "database_failure",
+    "is_disk_full",
+    "sha256_file",
+    "checksum_differs",
+    "sha256_bytes",
     "catalog_version",
     "DataDir",
     "IndexFiles",

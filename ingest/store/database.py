@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from . import schema
-from .errors import StoreError
+from .errors import DamagedCatalog, StoreError, damaged_message, database_failure
 from .layout import DataDir
 from .lock import WriterLock
 
@@ -35,11 +35,14 @@ class Database:
         # One connection, shared by a reader's threads (the UI's sessions): transactions and snapshots take
         # this lock, so one thread's BEGIN never swallows another thread's statements half-way.
         self._connection_lock = threading.RLock()
-        if read_only and self._schema_behind():
-            Database(paths, create=False).close()  # a reader of an older catalog upgrades it once, as a writer
-        self.db = self._connect()
-        if not read_only:
-            self._migrate()
+        try:
+            if read_only and self._schema_behind():
+                Database(paths, create=False).close()  # a reader of an older catalog upgrades it once, as a writer
+            self.db = self._connect()
+            if not read_only:
+                self._migrate()
+        except sqlite3.Error as exc:  # a damaged file, a full disk, a folder where -wal and -shm cannot be made
+            raise database_failure(exc, paths.database) from None
 
     def _connect(self) -> sqlite3.Connection:
         target, uri = (f"file:{self.paths.database}?mode=ro", True) if self.read_only else (self.paths.database, False)
@@ -87,8 +90,22 @@ class Database:
         saying so, and raises LockTimeout past $VIDREC_LOCK_TIMEOUT."""
         if self.read_only:
             raise StoreError(f"{job} needs a writable catalog; this one was opened read-only")
+        outermost = not self.writer_lock.held
         with self.writer_lock.hold(job):
+            if outermost:
+                self.check_integrity()
             yield
+
+    def check_integrity(self) -> None:
+        """SQLite's quick_check of the whole file (about 2 ms per MB, bench/RESULTS.md): a job never writes
+        into a damaged catalog, where its writes could land beside pages nobody can read back."""
+        with self._connection_lock:
+            try:
+                problems = [row[0] for row in self.db.execute("PRAGMA quick_check(3)")]
+            except sqlite3.DatabaseError as exc:
+                problems = [str(exc)]
+        if problems != ["ok"]:
+            raise DamagedCatalog(damaged_message(self.paths.database, "; ".join(problems)))
 
     @property
     def is_writing(self) -> bool:

@@ -86,6 +86,7 @@ class Embeddings:
         missing = set(FIELDS) - set(embeddings)
         if missing:
             raise ValueError(f"embeddings missing {sorted(missing)}")
+        _check_finite(embeddings)
         self.db.execute(
             f"INSERT OR REPLACE INTO embeddings(video, version, {', '.join(FIELDS)}) "
             f"VALUES (?, ?, {', '.join('?' for _ in FIELDS)})",
@@ -97,6 +98,7 @@ class Embeddings:
         unknown = set(embeddings) - set(FIELDS)
         if unknown:
             raise ValueError(f"not embedding fields: {sorted(unknown)}")
+        _check_finite(embeddings)
         sets = ", ".join(f"{k} = ?" for k in embeddings)
         self.db.execute(
             f"UPDATE embeddings SET {sets} WHERE video = ? AND version = ?",
@@ -115,3 +117,10 @@ class Embeddings:
     def keep_only(self, version: int) -> None:
         """Drop every other version's rows (after switching to `version`); call inside a transaction."""
         self.db.execute("DELETE FROM embeddings WHERE version != ?", (version,))
+
+
+def _check_finite(embeddings: dict[str, np.ndarray]) -> None:
+    """No NaN or infinity is ever stored: one would poison every index and score it reaches."""
+    bad = [field for field, vector in embeddings.items() if not np.isfinite(vector).all()]
+    if bad:
+        raise ValueError(f"non-finite embeddings ({', '.join(sorted(bad))}) are not stored")

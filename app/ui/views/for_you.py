@@ -84,6 +84,8 @@ main, side = st.columns([5, 1.2], gap="medium")
 with main:
     if result is not None:
         st.subheader("Recommended for you")
+        for warning in result.get("warnings", []):
+            st.warning(warning)
         if result["cold_start"]:
             st.caption(
                 "New here: a starting list from what suits this moment and a spread of content; like or skip "
