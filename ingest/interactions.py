@@ -1,23 +1,35 @@
 """Import interaction logs (CSV or Parquet, docs/formats.md) into the store.
 
-A row is identified by (user_id, video_id, timestamp), so importing the same rows again adds nothing.
-Malformed rows and rows naming unknown videos are skipped and reported by line (line 1 is the header;
-for Parquet, row i is line i + 2 as if it had one).
+A row is identified by (user_id, video_id, timestamp), so importing the same rows again adds nothing. The first
+row logged under a key wins: a later row with the same key and other values is a conflict, reported and not
+applied, so a re-import never changes what is stored. Malformed rows and rows naming unknown videos are skipped
+and reported by line (line 1 is the header; for Parquet, row i is line i + 2 as if it had one).
+
+The log is streamed: rows are parsed and written batch by batch (one transaction each, all under one writer
+lock), so memory does not grow with the log. A CSV row is one line: a broken quote or bad bytes only cost
+their own line.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import BinaryIO
 
 from .store import Interaction, Store
 
 REQUIRED = ("user_id", "video_id", "timestamp", "clicked")  # device, region, liked, watch_seconds may be missing
-MAX_REPORTED = 1000  # skipped rows listed one by one; beyond this only counted
+COLUMNS = (*REQUIRED, "device", "region", "liked", "watch_seconds")
+MAX_REPORTED = 1000  # skipped rows and conflicts listed one by one; beyond this only counted
+BATCH_ROWS = 20_000  # rows written per transaction: bounds memory, however long the log
+MAX_LINE = 1 << 20  # bytes; a longer CSV line is refused without being read into memory
+COMPARED = ("utc_offset", "device", "region", "clicked", "liked", "watch_seconds")  # what a conflict can differ in
 
 
 class InteractionsError(Exception):
@@ -27,7 +39,9 @@ class InteractionsError(Exception):
 @dataclass
 class ImportReport:
     imported: int = 0
-    duplicates: int = 0  # rows already in the store (or repeated in the file)
+    duplicates: int = 0  # rows the store already holds with the same values (or repeated so in the file)
+    conflicts: list[dict] = field(default_factory=list)  # {line, reason}: a logged key with other values
+    conflicts_count: int = 0
     skipped: list[dict] = field(default_factory=list)  # {line, reason}
     skipped_count: int = 0
     seconds: float = 0.0
@@ -37,59 +51,153 @@ class ImportReport:
         if len(self.skipped) < MAX_REPORTED:
             self.skipped.append({"line": line, "reason": reason})
 
+    def conflict(self, line: int, reason: str) -> None:
+        self.conflicts_count += 1
+        if len(self.conflicts) < MAX_REPORTED:
+            self.conflicts.append({"line": line, "reason": reason})
+
     def to_json(self) -> dict:
         return asdict(self)
 
 
-def import_interactions(store: Store, path: Path | str, source: str = "import") -> ImportReport:
+def import_interactions(
+    store: Store, path: Path | str, source: str = "import", batch_rows: int = BATCH_ROWS
+) -> ImportReport:
     started = time.perf_counter()
     path = Path(path)
     if not path.is_file():
         raise InteractionsError(f"interaction log not found: {path}")
     report = ImportReport()
     with store.writing("import-interactions"):  # the known videos cannot change before the rows are added
-        known = set(store.videos.video_ids())
-        rows = []
-        for line, raw in _read_rows(path):
+        known = set(store.videos.video_ids())  # catalog-sized, not log-sized
+        batch: list[tuple[int, Interaction]] = []
+        for line, raw in _read_rows(path, batch_rows):
             try:
-                rows.append(parse_row(raw, known))
+                batch.append((line, parse_row(raw, known)))
             except ValueError as exc:
                 report.skip(line, str(exc))
-        report.imported = store.interactions.add(rows, source)
-    report.duplicates = len(rows) - report.imported
+            if len(batch) >= batch_rows:
+                _write(store, batch, source, report)
+                batch = []
+        _write(store, batch, source, report)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 
-def _read_rows(path: Path):
-    if path.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        try:
-            table = pq.read_table(path)
-        except Exception as exc:
-            raise InteractionsError(f"cannot read Parquet {path.name}: {' '.join(str(exc).split())[:200]}") from exc
-        _check_columns(table.column_names, path)
-        for i, row in enumerate(table.to_pylist()):
-            yield i + 2, row
+def _write(store: Store, batch: list[tuple[int, Interaction]], source: str, report: ImportReport) -> None:
+    """One batch, one transaction: new rows added, repeats counted, conflicts reported."""
+    if not batch:
         return
+    logged = store.interactions.add_each([row for _, row in batch], source)
+    for (line, row), held in zip(batch, logged):
+        if held is None:
+            report.imported += 1
+        elif held is row:
+            report.duplicates += 1
+        else:
+            report.conflict(line, conflict_reason(row, held))
+
+
+def conflict_reason(row: Interaction, held: Interaction) -> str:
+    differences = "; ".join(
+        f"{name} {_shown(getattr(row, name))} here, {_shown(getattr(held, name))} logged"
+        for name in COMPARED
+        if getattr(row, name) != getattr(held, name)
+    )
+    return f"user, video and time already logged with other values ({differences}); the first is kept"
+
+
+def _shown(value) -> str:
+    return "empty" if value is None else str(value)[:40]
+
+
+def _read_rows(path: Path, batch_rows: int) -> Iterator[tuple[int, dict]]:
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return _read_parquet(path, batch_rows)
+    return _read_csv(path)
+
+
+def _read_parquet(path: Path, batch_rows: int) -> Iterator[tuple[int, dict]]:
+    """Row by row, reading one batch of rows at a time (never the whole table)."""
+    import pyarrow.parquet as pq
+
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            _check_columns(reader.fieldnames or [], path)
-            for row in reader:
-                if None in row:
-                    yield reader.line_num, {"__error__": f"{len(row[None])} more field(s) than the header has"}
-                else:
-                    yield reader.line_num, row
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise InteractionsError(f"cannot read CSV {path.name}: {' '.join(str(exc).split())[:200]}") from exc
+        log = pq.ParquetFile(path)
+        names = log.schema_arrow.names
+    except Exception as exc:
+        raise InteractionsError(f"cannot read Parquet {path.name}: {_one_line(exc)}") from exc
+    _check_columns(names, path)
+    line = 2
+    try:
+        for batch in log.iter_batches(batch_size=batch_rows, columns=[c for c in COLUMNS if c in names]):
+            for row in batch.to_pylist():
+                yield line, row
+                line += 1
+    except Exception as exc:
+        raise InteractionsError(
+            f"cannot read Parquet {path.name} past row {line - 2} (the rows before are imported): {_one_line(exc)}"
+        ) from exc
+
+
+def _read_csv(path: Path) -> Iterator[tuple[int, dict]]:
+    """Line by line: each physical line is one row, parsed on its own, so an unclosed quote or bytes that are not
+    UTF-8 cost only their own line. Blank lines are passed over."""
+    header: list[str] | None = None
+    with open(path, "rb") as f:
+        for number, data in _lines(f):
+            if data is None:
+                if header is None:
+                    raise InteractionsError(f"cannot read CSV {path.name}: its header is over {MAX_LINE:,} bytes")
+                yield number, {"__error__": f"line over {MAX_LINE:,} bytes"}
+                continue
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                if header is None:
+                    raise InteractionsError(f"cannot read CSV {path.name}: its header is not UTF-8") from None
+                yield number, {"__error__": "invalid UTF-8 bytes"}
+                continue
+            if not text.strip():
+                continue
+            try:
+                fields = next(csv.reader([text], strict=True))
+            except csv.Error as exc:
+                reason = "unterminated quote" if "unexpected end of data" in str(exc) else f"malformed CSV: {exc}"
+                if header is None:
+                    raise InteractionsError(f"cannot read CSV {path.name}: its header: {reason}") from None
+                yield number, {"__error__": reason.split(" - ")[0]}  # csv's hints are not for our users
+                continue
+            if header is None:
+                header = fields
+                _check_columns(header, path)
+            elif len(fields) > len(header):
+                yield number, {"__error__": f"{len(fields) - len(header)} more field(s) than the header has"}
+            else:
+                yield number, dict(zip(header, fields))  # fewer fields: the rest are missing
+
+
+def _lines(f: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) of each line, the first's byte order mark dropped; None for a line over MAX_LINE bytes,
+    which is passed over without being held."""
+    number = 0
+    while data := f.readline(MAX_LINE):
+        number += 1
+        if len(data) == MAX_LINE and not data.endswith(b"\n"):
+            while data and not data.endswith(b"\n"):
+                data = f.readline(MAX_LINE)
+            yield number, None
+        else:
+            yield number, data.removeprefix(codecs.BOM_UTF8) if number == 1 else data
 
 
 def _check_columns(columns, path: Path) -> None:
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
         raise InteractionsError(f"{path.name} lacks required column(s): {', '.join(missing)}")
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:200]
 
 
 def parse_row(raw: dict, known_videos: set[str]) -> Interaction:
@@ -138,16 +246,23 @@ def parse_timestamp(value) -> tuple[int, int, datetime]:
         if not text:
             raise ValueError("missing timestamp")
         try:
-            moment = datetime.fromtimestamp(float(text), tz=timezone.utc)
+            seconds: float | None = float(text)
         except ValueError:
+            seconds = None
+        if seconds is None:
             try:
                 moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
             except ValueError:
                 raise ValueError(f"timestamp {text[:40]!r} is neither ISO 8601 nor Unix seconds") from None
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=timezone.utc)
-        except (OverflowError, OSError):
-            raise ValueError(f"timestamp {text[:40]!r} is out of range") from None
+        elif not math.isfinite(seconds):
+            raise ValueError(f"timestamp {text[:40]!r} is not a finite number")
+        else:
+            try:
+                moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+            except (OverflowError, OSError, ValueError):
+                raise ValueError(f"timestamp {text[:40]!r} is out of range") from None
     offset = moment.utcoffset() or timedelta(0)
     return int(moment.timestamp()), int(offset.total_seconds() // 60), moment
 
@@ -176,4 +291,8 @@ def _number(value, name: str) -> float | None:
         number = float(text)
     except ValueError:
         raise ValueError(f"{name} {text[:20]!r} is not a number") from None
-    return None if math.isnan(number) else number  # NaN: unknown, like an empty cell
+    if math.isnan(number):
+        return None  # NaN: unknown, like an empty cell
+    if math.isinf(number):
+        raise ValueError(f"{name} {text[:20]!r} is not a finite number")
+    return number

@@ -40,6 +40,17 @@ class Outcome(NamedTuple):
     watch_seconds: float | None
 
 
+_ADD_NEW = (
+    "INSERT INTO interactions(user_id, video_id, ts, utc_offset, hour, weekday, device, region, clicked, liked, "
+    "watch_seconds, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(user_id, video_id, ts) DO NOTHING"
+)
+_LOGGED = (  # keys CROSS JOIN the log: a lookup by primary key per key (`(...) IN (VALUES ...)` would scan)
+    "SELECT i.rowid, i.user_id, i.video_id, i.ts, i.utc_offset, i.hour, i.weekday, i.device, i.region, i.clicked, "
+    "i.liked, i.watch_seconds FROM (VALUES {keys}) AS k CROSS JOIN interactions AS i "
+    "ON i.user_id = k.column1 AND i.video_id = k.column2 AND i.ts = k.column3"
+)
+
+
 def _column(name: str) -> str:
     if name not in CONTEXT_COLUMNS:
         raise ValueError(f"not a context column: {name!r}")
@@ -189,6 +200,49 @@ class Interactions:
                 ],
             )
             return self.db.total_changes - before
+
+    def add_each(self, rows: Sequence[Interaction], source: str = "import") -> list[Interaction | None]:
+        """Insert rows in one transaction, the first row logged under a key winning (a re-import changes nothing).
+        For each row: None where it was added; the row itself where the log holds the same values under its key
+        (a repeat); else the row logged under its key (a conflict). Rows earlier in `rows` count as logged."""
+        values = [
+            (r.user_id, r.video_id, r.ts, r.utc_offset, r.hour, r.weekday, r.device, r.region, r.clicked)
+            + (r.liked, r.watch_seconds)
+            for r in rows
+        ]
+        with self.store.transaction():
+            before, changes = self.marker(), self.db.total_changes
+            self.db.executemany(_ADD_NEW, [(*v, source) for v in values])
+            if self.db.total_changes - changes == len(rows):
+                return [None] * len(rows)  # all new: a first import
+            logged = self._logged([v[:3] for v in values])
+        # A row was added here if the row under its key is newer than the batch (rowids grow; the writer lock keeps
+        # other writers out) and no earlier row of the batch had its key.
+        added: set[tuple] = set()
+        out: list[Interaction | None] = []
+        for r, v in zip(rows, values):
+            rowid, held = logged[v[:3]]
+            if rowid > before and v[:3] not in added:
+                added.add(v[:3])
+                out.append(None)
+            else:
+                out.append(r if held == v else Interaction(*held))
+        return out
+
+    def _logged(self, keys: list[tuple]) -> dict[tuple, tuple]:
+        """{key: (rowid, values)} of the rows logged under these keys, a few hundred keys a query (one query a key
+        is slower)."""
+        out: dict[tuple, tuple] = {}
+        cursor = self.db.cursor()
+        cursor.row_factory = None  # plain tuples: cheaper than sqlite3.Row
+        for start in range(0, len(keys), 300):  # SQLite caps the number of parameters
+            part = keys[start : start + 300]
+            for row in cursor.execute(
+                _LOGGED.format(keys=", ".join(["(?, ?, ?)"] * len(part))),
+                [value for key in part for value in key],
+            ):
+                out[row[1:4]] = (row[0], row[1:])
+        return out
 
     def update_latest(self, impression: Interaction, source: str, change: Callable[[Outcome], Outcome]) -> Outcome:
         """Change the outcome of the user's latest impression of this video from `source` (logging `impression`
