@@ -3,7 +3,9 @@
 An index file is stamped with the catalog it belongs to, the CLIP version of its vectors and the
 catalog revision it has seen. On load: another catalog, another CLIP, or a damaged file means a
 rebuild; a newer revision means an update in place (new videos added, changed and removed ones
-replaced) where the index type allows it, else a rebuild.
+replaced) where the index type allows it, else a rebuild; an older revision (a catalog restored from
+a backup) means a rebuild too, since videos removed after the backup are back and an update would not
+know them.
 """
 
 from __future__ import annotations
@@ -123,6 +125,8 @@ class CatalogIndex:
         old = index.info.stamp
         if {k: v for k, v in old.items() if k != "revision"} != {k: v for k, v in stamp.items() if k != "revision"}:
             return self._rebuild(stamp)  # another catalog, CLIP version or model
+        if int(old.get("revision") or 0) > stamp["revision"]:
+            return self._rebuild(stamp)  # the store went back (a restored backup): its videos may be back too
         if old.get("revision") != stamp["revision"]:
             return self._update(index, stamp) or self._rebuild(stamp)
         return index

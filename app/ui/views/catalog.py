@@ -1,5 +1,6 @@
-"""Catalog: what the store holds, the files it refused and why, and ingest from an upload or a folder on
-the server (the new videos are searchable and shown as soon as it ends, without a restart)."""
+"""Catalog: what the store holds, the files it refused and why, ingest from an upload or a folder on the
+server (the new videos are searchable and shown as soon as it ends, without a restart), and a backup to a
+folder on the server while the catalog is in use."""
 
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from index import browse
 from index.api import Vidrec
 from ingest.learning import ModelError
 from ingest.pipeline import IngestOptions
-from ingest.store import StoreError
+from ingest.store import StoreError, backup_data_dir
 
 PER_PAGE = 18
 
@@ -71,7 +72,9 @@ def run_ingest(paths=(), manifest=None, names: dict | None = None) -> None:
     st.rerun()
 
 
-browse_tab, add_tab, failed_tab = st.tabs(["Browse", "Add videos", f"Failed files ({summary['failed']})"])
+browse_tab, add_tab, failed_tab, backup_tab = st.tabs(
+    ["Browse", "Add videos", f"Failed files ({summary['failed']})", "Backup"]
+)
 
 with add_tab:
     last = st.session_state.get("ingest_report")
@@ -154,3 +157,29 @@ with failed_tab:
         )
     else:
         st.info("No refused files.")
+
+with backup_tab:
+    st.caption(
+        "A consistent copy of this catalog (database, CLIP weights, models, indexes, uploads) while it is in use; "
+        "restore it with `vidrec restore`."
+    )
+    destination = st.text_input(
+        "A new or empty folder on the server", key="backup_dest", placeholder="/srv/backups/vidrec"
+    )
+    if st.button("Back up", disabled=not destination.strip(), key="backup_run"):
+        try:
+            with st.spinner("Backing up…"):
+                done = backup_data_dir(state.data_path(), Path(destination.strip()).expanduser())
+        except (StoreError, OSError) as exc:  # one line: a folder that is not empty, a full disk, ...
+            st.error(md(f"No backup was made: {exc}"))
+        else:
+            st.success(
+                md(
+                    f"Backed up revision {done['revision']} ({done['videos']} videos, {done['files']} files, "
+                    f"{done['bytes'] / 1e6:.1f} MB) to {done['path']} in {done['seconds']:.1f} s."
+                )
+            )
+            for damaged in done["damaged"]:
+                st.warning(md(f"Left out, damaged: {damaged['path']}: {damaged['reason']}"))
+            for warning in done["warnings"]:
+                st.warning(md(warning))
