@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ingest.learning import ModelError, TrainOptions, train_and_save
+from ingest.learning.checkpoint import serving_model_id
 from ingest.pipeline import IngestOptions, IngestReport, ingest
 from ingest.store import Store
-from ingest.tune import TuneOptions, tune_catalog_clip
+from ingest.tune import TuneOptions, tune_catalog_clip, use_clip_version
 from models.context import Context
 
 from .catalog_index import FUSED, CatalogIndex
@@ -77,6 +78,16 @@ class Vidrec:
                 self.refresh_indexes()
         return result
 
+    def use_clip(self, version: int, progress: bool = True) -> dict:
+        """Switch the catalog to one of its CLIP versions (embedding what it lacks), then rebuild the indexes with
+        it (one job); `model` is the model that serves afterwards (None: none of that version, retrain)."""
+        with self.store.writing("clip use"):
+            result = use_clip_version(self.store, version, progress=progress)
+            if self.store.videos.count():
+                self.refresh_indexes()
+            result["model"] = serving_model_id(self.store)
+        return result
+
     def train(self, options: TrainOptions | None = None) -> dict:
         """Train and save a model, then build its retrieval index, so the first recommendation need not."""
         result = train_and_save(self.store, options)
@@ -129,9 +140,11 @@ class Vidrec:
         k: int = DEFAULT_K,
         session_history: Sequence[str] = (),
         exclude: Sequence[str] = (),
+        model_id: str | None = None,
     ) -> dict:
+        """`model_id`: rank with that model for this call (`--model`) instead of the one that serves."""
         context = context or self.context(user_id)
-        return self.recommender.recommend(user_id, context, k, list(session_history), list(exclude))
+        return self.recommender.recommend(user_id, context, k, list(session_history), list(exclude), model_id)
 
     def popular(self, context: Context, k: int = DEFAULT_K) -> list[dict]:
         top = self.recommender.popular(context, k)

@@ -51,7 +51,7 @@ class Recommender:
         self.searcher = searcher
         self.config = config
         self._model: LoadedModel | None = None
-        self._model_key: tuple | None = None  # (newest model id, CLIP version) the loaded model answers to
+        self._model_key: tuple | None = None  # (newest model id, CLIP version, pin) the loaded model answers to
         self._model_index: CatalogIndex | None = None
         self._model_lock = threading.Lock()
         self._catalog: tuple[int, list[str], list[str]] | None = None  # (store revision, newest, all video ids)
@@ -61,8 +61,9 @@ class Recommender:
     # ---- the model and its retrieval index ------------------------------------------------------
     @property
     def model(self) -> LoadedModel:
-        """The newest usable model over the store's catalog as it is now: loaded once per (newest model, CLIP
-        version), and following the catalog's revision (new videos scored from their content, removed ones
+        """The model that serves (the pinned one, else the newest usable one) over the store's catalog as it is
+        now: loaded once per (newest model, CLIP version, pin), so a new model, CLIP or pin is picked up on the
+        next request, and following the catalog's revision (new videos scored from their content, removed ones
         gone) without a reload from disk."""
         key = self._model_key_now()
         model = self._model
@@ -87,33 +88,47 @@ class Recommender:
             self._model_lock.release()
 
     def _model_key_now(self) -> tuple:
+        """(newest model id, CLIP version, pinned model id): what decides which model serves, cheap to read."""
         newest = self.store.models.newest_id()
         if newest is None:
             raise ModelError("no trained model: run `vidrec train`")
-        return newest, self.store.clip_version
+        return newest, self.store.clip_version, self.store.models.pinned()
 
     def model_index(self, rebuild: bool = False) -> CatalogIndex:
         model = self.model
         if self._model_index is None:
-
-            def source(since: int | None) -> tuple[np.ndarray, np.ndarray]:
-                """This model's vectors over the revision being indexed (read in the index's snapshot)."""
-                current = self._model
-                if current is None or current.model_id != model.model_id:
-                    current = model
-                ids, _, vectors = current.following().video_vectors()
-                return changed_only(self.store, ids, vectors, since)
-
-            self._model_index = CatalogIndex(
-                self.store,
-                f"model-{model.model_id}"[:60],
-                self.searcher.index.config,
-                source=source,
-                extra_stamp={"model": model.model_id},
-            )
+            self._model_index = self._index_of(model)
         index = self._model_index
         index.ensure(rebuild)
         return index
+
+    def _index_of(self, model: LoadedModel) -> CatalogIndex:
+        """The retrieval index of a model's video vectors (its files are `model-<model_id>`)."""
+
+        def source(since: int | None) -> tuple[np.ndarray, np.ndarray]:
+            """This model's vectors over the revision being indexed (read in the index's snapshot)."""
+            current = self._model
+            if current is None or current.model_id != model.model_id:
+                current = model
+            ids, _, vectors = current.following().video_vectors()
+            return changed_only(self.store, ids, vectors, since)
+
+        return CatalogIndex(
+            self.store,
+            self.store.paths.model_index_name(model.model_id),
+            self.searcher.index.config,
+            source=source,
+            extra_stamp={"model": model.model_id},
+        )
+
+    def one_off(self, model_id: str) -> tuple[LoadedModel, CatalogIndex]:
+        """A model asked for by id (`--model`), with its retrieval index: loaded for this call, beside the
+        serving model, which stays cached."""
+        with self.store.snapshot():
+            model = load_model(self.store, model_id)
+        index = self._index_of(model)
+        index.ensure()
+        return model, index
 
     # ---- context --------------------------------------------------------------------------------
     def context_for(
@@ -148,25 +163,31 @@ class Recommender:
         k: int = DEFAULT_K,
         session_history: Sequence[str] = (),
         exclude: Sequence[str] = (),
+        model_id: str | None = None,
     ) -> dict:
         """A list of k videos for this user in this context; `session_history` (videos just watched or
-        liked in the UI, most recent last) counts as history before any retraining."""
+        liked in the UI, most recent last) counts as history before any retraining. `model_id`: rank with that
+        model instead of the one that serves."""
         if k < 1:
             raise ValueError("k must be at least 1")
-        model = self.model
+        if model_id is None:
+            model, index = self.model, self.model_index()
+        else:
+            model, index = self.one_off(model_id)
         known = self.store.videos.titles(list(session_history))
         history = self.history(user_id) + [v for v in session_history if v in known]
         watched = set(history) | set(exclude)
         cold_start = not history
         candidates: dict[str, list[str]] = defaultdict(list)  # video_id -> reasons from its sources
         self._from_history(history, candidates)
-        self._from_retrieval(model, user_id, context, history, candidates)
+        self._from_retrieval(model, index, user_id, context, history, candidates)
         self._popular(context, candidates)
         self._fresh_and_explore(user_id, candidates)
         # candidates the model's catalog lacks (a write between two reads of this request) wait for the next one
         pool = [v for v in candidates if v not in watched and model.knows(v)]
+        served = {"model_id": model.model_id, "warnings": model.warnings}
         if not pool:
-            return {"items": [], "cold_start": cold_start, "context": context.__dict__, "warnings": model.warnings}
+            return {"items": [], "cold_start": cold_start, "context": context.__dict__, **served}
         scores = model.score(user_id, pool, context, history=history)
         fused = self.fuse(scores)
         chosen = self._diversify(pool, fused, k)
@@ -191,7 +212,7 @@ class Recommender:
                     "category": categories[video_id],
                 }
             )
-        return {"items": items, "cold_start": cold_start, "context": context.__dict__, "warnings": model.warnings}
+        return {"items": items, "cold_start": cold_start, "context": context.__dict__, **served}
 
     def fuse(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         """Expected value of an impression: P(click) x (w_click + w_like P(like|click) + w_watch E[watch|click])."""
@@ -212,9 +233,14 @@ class Recommender:
                 candidates[item["video_id"]].append(f"like “{titles.get(seed, seed)}” you watched")
 
     def _from_retrieval(
-        self, model: LoadedModel, user_id: str, context: Context, history: list[str], candidates: dict
+        self,
+        model: LoadedModel,
+        index: CatalogIndex,
+        user_id: str,
+        context: Context,
+        history: list[str],
+        candidates: dict,
     ) -> None:
-        index = self.model_index()
         query = model.user_vector(user_id, context, history=history).astype(np.float32)[None]
         _, ids = index.search(query, self.config.retrieval)
         found = [int(i) for i in ids[0] if i >= 0]

@@ -3,13 +3,17 @@ Versions).
 
 Weights that exist nowhere else (a fresh tiny CLIP, a local checkpoint that may move, a tuned
 version) are kept as safetensors under `clip/` in the data directory, so the catalog is self-contained.
+The versions a catalog has had are listed here (`vidrec clip list`) and the unused ones pruned
+(`vidrec clip prune`); switching between them re-embeds (`ingest/tune.py`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
+
 from models.clip import DEFAULT_SPEC, ClipError, ClipModel, load_clip, parse_clip_spec
 
-from .store import Store, ensure, sha256_file
+from .store import Store, ensure, now_iso, sha256_file
 
 
 class ClipMismatch(ClipError):
@@ -68,3 +72,52 @@ def load_catalog_version(store: Store, version: int, *, device: str | None = Non
                 f"recorded when they were written): restore them from a backup of the data dir"
             )
     return load_clip(parse_clip_spec(record.spec), weights=record.weights, device=device)
+
+
+def clip_versions(store: Store) -> list[dict]:
+    """`vidrec clip list`: every CLIP version the catalog has had, oldest first, with how many videos have its
+    embeddings, how many models were trained on it, and tuning's before/after metrics where recorded."""
+    with store.snapshot():
+        current = store.clip_version
+        videos = store.embeddings.videos_per_version()
+        models = Counter(r.clip_version for r in store.models.all())
+        return [
+            {
+                "version": v.version,
+                "spec": v.spec,
+                "tuned_from": v.parent,
+                "created_at": v.created_at,
+                "current": v.version == current,
+                "videos": videos.get(v.version, 0),
+                "models": models.get(v.version, 0),
+                "pending": v.pending,
+                "pruned": v.pruned,
+                "before": v.info.get("before"),
+                "after": v.info.get("after"),
+            }
+            for v in store.clips.all()
+        ]
+
+
+def prune_clip_versions(store: Store) -> dict:
+    """`vidrec clip prune`: delete the embeddings and weights file of every version not in use. In use: the
+    current one, a pending one (an interrupted tune-clip finishes it) and one a kept model was trained on (so
+    `clip use` can bring that model back). A pruned version stays listed; one whose own weights went cannot be
+    used again. The rows go in one transaction, the files after it."""
+    with store.writing("clip prune"):
+        current = store.clip_version
+        trained_on = {r.clip_version for r in store.models.all()}
+        pruned, kept, unused = [], [], []
+        with store.transaction():
+            for v in store.clips.all():
+                if v.version == current or v.pending or v.version in trained_on:
+                    kept.append(v.version)
+                    continue
+                unused.append(v)
+                if store.embeddings.drop_version(v.version) or not v.pruned:
+                    store.clips.set_info(v.version, {**v.info, "pruned": v.info.get("pruned") or now_iso()})
+                    pruned.append(v)
+        for v in unused:
+            if v.weights == store.paths.resolve(store.paths.clip_weights_name(v.version)):  # only a file we wrote
+                v.weights.unlink(missing_ok=True)
+    return {"pruned": [v.version for v in pruned], "kept": kept, "current": current}

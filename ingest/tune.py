@@ -4,7 +4,8 @@ Versions).
 
 Re-embedding writes the new version's rows beside the old ones in batches and switches in one
 transaction at the end; a run killed half-way leaves the new weights recorded as pending, and the
-next `tune-clip` finishes that re-embedding first.
+next `tune-clip` finishes that re-embedding first. The old version's rows stay: `vidrec clip use`
+switches back (embedding only the videos it lacks, with the same re-embedding), `clip prune` drops them.
 """
 
 from __future__ import annotations
@@ -279,9 +280,11 @@ def reembed(
     progress: bool = True,
     device: str | None = None,
     frames: KeptFrames | None = None,
+    rerun: str = "tune-clip",
 ) -> int:
     """Write `version` embeddings for every video lacking them, in batches, then switch to it in one
-    transaction (and drop the other versions' rows). Safe to interrupt and run again."""
+    transaction. The other versions' rows stay (`clip use` goes back to them, `clip prune` drops them). Safe to
+    interrupt and run again (`rerun` is the command that finishes it)."""
     clip = clip or load_catalog_version(store, version, device=device)
     frames = frames or KeptFrames(store, clip)
     precomputed = precomputed or {}
@@ -308,18 +311,42 @@ def reembed(
     if unreadable:
         raise TuneError(
             f"no kept frame of {len(unreadable)} video(s) decodes ({', '.join(unreadable[:5])}): remove them and "
-            "ingest their files again, then run tune-clip again to finish"
+            f"ingest their files again, then run {rerun} again to finish"
         )
     with store.transaction():
         lacking = store.embeddings.count_lacking(version)
         if lacking:  # videos ingested meanwhile: the next run picks them up
-            raise TuneError(f"{lacking} videos arrived during re-embedding; run tune-clip again to finish")
+            raise TuneError(f"{lacking} videos arrived during re-embedding; run {rerun} again to finish")
         record = store.clips.get(version)
         assert record is not None
-        store.clips.set_info(version, {**record.info, "pending": False})
-        store.embeddings.keep_only(version)
+        info = {k: v for k, v in record.info.items() if k != "pruned"}  # a version re-embedded is whole again
+        store.clips.set_info(version, {**info, "pending": False})
         store.clips.make_current(version)
     return written
+
+
+def use_clip_version(store: Store, version: int, *, progress: bool = True, device: str | None = None) -> dict:
+    """`vidrec clip use`: switch the catalog to one of its CLIP versions, back or forward. Videos that lack that
+    version's embeddings (ingested since) are embedded with its CLIP from their kept frames first; then one
+    transaction switches, so readers see one version or the other. One job under the writer lock."""
+    started = time.perf_counter()
+    with store.writing("clip use"):
+        record = store.clips.get(version)
+        if record is None:
+            raise TuneError(f"the catalog has no CLIP version {version} (`vidrec clip list` lists them)")
+        if record.pruned and record.weights is not None:
+            raise TuneError(f"CLIP version {version} was pruned (its weights are deleted): it cannot be used again")
+        previous = store.clip_version
+        embedded = 0
+        if version != previous:
+            embedded = reembed(store, version, progress=progress, device=device, rerun=f"clip use {version}")
+    return {
+        "clip": _clip_json(store),
+        "previous": previous,
+        "changed": version != previous,
+        "embedded": embedded,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
 
 
 def _clip_json(store: Store) -> dict:

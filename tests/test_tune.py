@@ -26,7 +26,7 @@ def test_the_tuned_clip_survives_a_reload_and_made_the_catalog_embeddings(tuned_
     data_dir, _ = tuned_catalog
     store = Store(data_dir, create=False)
     assert store.clips.current().version == 2 and (data_dir / "clip" / "v2.safetensors").is_file()
-    assert {r[0] for r in store.db.execute("SELECT DISTINCT version FROM embeddings")} == {2}  # switched whole
+    assert store.embeddings.videos_per_version() == {1: 36, 2: 36}  # switched whole, version 1 kept for `clip use`
     clip = load_catalog_version(store, 2)
     _, video_ids, stored = store.embeddings.matrix("title_emb")
     titles = [store.videos.get(v).title for v in video_ids]
@@ -57,7 +57,7 @@ def test_an_interrupted_re_embedding_resumes(catalog_copy, monkeypatch):
     report = tune_catalog_clip(store, TuneOptions(progress=False))
     assert report["resumed"] and store.clips.current().version == 2
     assert store.db.execute("SELECT COUNT(*) FROM embeddings WHERE version = 2").fetchone()[0] == 36
-    assert store.db.execute("SELECT COUNT(*) FROM embeddings WHERE version != 2").fetchone()[0] == 0
+    assert store.db.execute("SELECT COUNT(*) FROM embeddings WHERE version != 2").fetchone()[0] == 36  # v1 kept
 
 
 def test_a_catalog_without_two_titled_videos_is_refused(tmp_path, cli):

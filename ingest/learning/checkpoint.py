@@ -2,7 +2,9 @@
 metrics, curves and diagnostics) plus the store's models row.
 
 Loading checks everything a checkpoint could get wrong (format, CLIP version, weights that do not fit
-the configuration) and says in one line what to do: retrain.
+the configuration) and says in one line what to do: retrain. Which model serves is decided here once
+(`serving_model_id`): the pinned one (`vidrec models use`) when it can, else the newest good one of the
+current CLIP version.
 """
 
 from __future__ import annotations
@@ -84,41 +86,144 @@ def _config(model_id: str, trained: Trained, weights_sha256: str) -> dict:
 
 
 def load_model(store: Store, model_id: str | None = None) -> LoadedModel:
-    """The newest model trained on the catalog's current CLIP version (or the one named), ready to score. A newest
-    model whose files are damaged or missing gives way to the newest good one of the same CLIP version, with a
-    warning (`LoadedModel.warnings`). Raises ModelError: no model yet, only stale ones (another CLIP: retrain),
-    or no good one."""
-    records = store.models.all()
+    """The model that serves (see `serving_model_id`), or the one named (`--model`), ready to score. A model
+    whose files are damaged or missing gives way to the next one in line, with a warning (`LoadedModel.warnings`);
+    a named one does not. Raises ModelError: no model yet, only stale ones (another CLIP: retrain), an unknown
+    or stale named one, or no good one."""
+    current = store.clip_version
     if model_id is not None:
-        records = [r for r in records if r.model_id == model_id]
-        if not records:
-            raise ModelError(f"no model {model_id!r} in this catalog")
-    if not records:
-        raise ModelError("no trained model: run `vidrec train`")
-    clip = store.clips.current()
-    current = None if clip is None else clip.version
-    usable = [r for r in records if r.clip_version == current]
-    if not usable:
-        raise ModelError(
-            f"the model {records[0].model_id} was trained on CLIP version {records[0].clip_version}, "
-            f"but the catalog's embeddings are now CLIP version {current}: retrain with `vidrec train`"
-        )
+        record = next((r for r in store.models.all() if r.model_id == model_id), None)
+        if record is None:
+            raise ModelError(f"no model {model_id!r} in this catalog (`vidrec models` lists them)")
+        if record.clip_version != current:
+            raise ModelError(_stale(record, current))
+        return _load(store, record, current)
+    candidates, notes = _candidates(store)
     failures: list[str] = []
-    for record in usable:
+    for record in candidates:
         try:
             model = _load(store, record, current)
         except ModelError as exc:
             failures.append(str(exc))
             continue
-        if failures:
-            model.warnings = [*failures, f"serving the older model {model.model_id} instead"]
-            for warning in model.warnings:
-                logger.warning("%s", warning)
+        model.warnings = _warnings(store, notes, failures, model.model_id)
+        for warning in model.warnings:
+            logger.warning("%s", warning)
         return model
     raise ModelError(failures[0] if len(failures) == 1 else f"{failures[0]} (and {len(failures) - 1} older ones too)")
 
 
-def _load(store: Store, record: ModelRecord, clip_version: int | None) -> LoadedModel:
+def serving_model_id(store: Store) -> str | None:
+    """The id of the model `load_model(store)` serves now, None if none can: the pinned model (`vidrec models
+    use`) when it fits the current CLIP version and its files check out, else the newest such model. The one
+    place that decides, so that every caller agrees with what `recommend` serves."""
+    try:
+        candidates, _ = _candidates(store)
+    except ModelError:
+        return None
+    current = store.clip_version
+    return next((r.model_id for r in candidates if _problem(store, r, current) is None), None)
+
+
+def model_list(store: Store) -> list[dict]:
+    """`vidrec models`: every model, newest first, with its test metrics, whether it fits the current CLIP
+    version and its files check out (`usable`, else `reason`), whether it is pinned and whether it serves."""
+    with store.snapshot():
+        current, pinned = store.clip_version, store.models.pinned()
+        serving = serving_model_id(store)
+        out = []
+        for r in store.models.all():
+            reason = _problem(store, r, current)
+            out.append(
+                {
+                    "model_id": r.model_id,
+                    "created_at": r.created_at,
+                    "clip_version": r.clip_version,
+                    "arch": r.arch,
+                    "metrics": r.metrics,
+                    "usable": reason is None,
+                    "reason": reason,
+                    "pinned": r.model_id == pinned,
+                    "serving": r.model_id == serving,
+                }
+            )
+        return out
+
+
+def pin_model(store: Store, model_id: str | None) -> dict:
+    """`vidrec models use`: pin a model for serving, or (None) go back to the newest good one. Refused for an
+    unknown model, one of another CLIP version or one whose files do not check out."""
+    with store.writing("models use"), store.transaction():
+        if model_id is not None:
+            record = next((r for r in store.models.all() if r.model_id == model_id), None)
+            if record is None:
+                raise ModelError(f"no model {model_id!r} in this catalog (`vidrec models` lists them)")
+            problem = _problem(store, record, store.clip_version)
+            if problem is not None:
+                raise ModelError(problem)
+        store.models.pin(model_id)
+        return {"pinned": model_id, "serving": serving_model_id(store)}
+
+
+def _candidates(store: Store) -> tuple[list[ModelRecord], list[str]]:
+    """The models that may serve, in the order they are tried (the pinned one first when it fits the current CLIP
+    version, then the newest first), and the lines that say why a pin is ignored. Raises ModelError when no
+    model fits the current CLIP version."""
+    records = store.models.all()
+    if not records:
+        raise ModelError("no trained model: run `vidrec train`")
+    current = store.clip_version
+    usable = [r for r in records if r.clip_version == current]
+    pinned_id = store.models.pinned()
+    notes: list[str] = []
+    if pinned_id is not None:
+        pinned = next((r for r in records if r.model_id == pinned_id), None)
+        if pinned is None:
+            notes.append(f"the pinned model {pinned_id} is no longer in the catalog: the pin is ignored")
+        elif pinned.clip_version != current:
+            notes.append(
+                f"the pinned model {pinned_id} was trained on CLIP version {pinned.clip_version}, not the current "
+                f"{current}: the pin is ignored"
+            )
+        else:
+            usable = [pinned, *(r for r in usable if r is not pinned)]
+    if not usable:
+        raise ModelError(_stale(records[0], current))
+    return usable, notes
+
+
+def _warnings(store: Store, notes: list[str], failures: list[str], served: str) -> list[str]:
+    """What a reader of the served model should know: an ignored pin, damaged models passed over."""
+    if not failures:
+        return list(notes)
+    pinned = store.models.pinned()
+    if pinned is not None and pinned != served and not notes:
+        return [*failures, f"the pinned model {pinned} cannot serve: the pin is ignored; serving {served} instead"]
+    return [*notes, *failures, f"serving the older model {served} instead"]
+
+
+def _stale(record: ModelRecord, current: int | None) -> str:
+    return (
+        f"the model {record.model_id} was trained on CLIP version {record.clip_version}, but the catalog's "
+        f"embeddings are now CLIP version {current}: retrain with `vidrec train` (or go back with `vidrec clip use "
+        f"{record.clip_version}`)"
+    )
+
+
+def _problem(store: Store, record: ModelRecord, clip_version: int | None) -> str | None:
+    """Why a model cannot serve with this CLIP version (stale, damaged, not matching its configuration); None
+    when it can. The checks of `_load`, without reading the catalog."""
+    if record.clip_version != clip_version:
+        return _stale(record, clip_version)
+    try:
+        _nets(record, _weights(store, record, clip_version))
+    except ModelError as exc:
+        return str(exc)
+    return None
+
+
+def _weights(store: Store, record: ModelRecord, clip_version: int | None) -> dict[str, torch.Tensor]:
+    """The model's weights, checked: its checksum, finite numbers, its format and CLIP version."""
     files = store.paths.model_files(record.path)
     config = record.config  # the row's copy: config.json beside the weights is for people to read
     retrain = "; retrain with `vidrec train`"
@@ -132,23 +237,41 @@ def _load(store: Store, record: ModelRecord, clip_version: int | None) -> Loaded
         raise ModelError(f"model {record.model_id}'s weights hold non-finite numbers (a damaged file){retrain}")
     if config.get("format") != FORMAT or config.get("clip_version") != clip_version:
         raise ModelError(f"model {record.model_id} was saved in another format or for another CLIP version{retrain}")
-    vocabulary = Vocabulary(**config["vocabulary"])
-    catalog, _ = read_catalog(store, vocabulary)
+    return weights
+
+
+def _nets(record: ModelRecord, weights: dict[str, torch.Tensor]) -> dict[str, MultiTaskNet]:
+    """The model's networks from its configuration and weights (no catalog yet)."""
     nets = {}
-    for name, net_config in config["nets"].items():
+    for name, net_config in record.config["nets"].items():
         try:
             net = MultiTaskNet(NetConfig(**net_config))
             state = {key[len(name) + 1 :]: value for key, value in weights.items() if key.startswith(name + ".")}
             net.load_state_dict(state, strict=True)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise _mismatch(record, exc) from None
+        nets[name] = net
+    return nets
+
+
+def _mismatch(record: ModelRecord, exc: Exception) -> ModelError:
+    reason = " ".join(str(exc).split())[:200]
+    return ModelError(
+        f"model {record.model_id}'s weights do not match its configuration ({reason}); retrain with `vidrec train`"
+    )
+
+
+def _load(store: Store, record: ModelRecord, clip_version: int | None) -> LoadedModel:
+    nets = _nets(record, _weights(store, record, clip_version))
+    config = record.config
+    vocabulary = Vocabulary(**config["vocabulary"])
+    catalog, _ = read_catalog(store, vocabulary)
+    for net in nets.values():
+        try:
             net.set_catalog(catalog.tensors)
         except (TypeError, ValueError, RuntimeError) as exc:
-            reason = " ".join(str(exc).split())[:200]
-            raise ModelError(
-                f"model {record.model_id}'s weights do not match its configuration ({reason}); "
-                "retrain with `vidrec train`"
-            ) from None
+            raise _mismatch(record, exc) from None
         net.eval()
-        nets[name] = net
     return LoadedModel(
         store,
         record.model_id,

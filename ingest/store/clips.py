@@ -17,6 +17,7 @@ class ClipVersion:
     weights: Path | None  # safetensors under the data dir; None: the spec's own weights
     parent: int | None  # the version it was tuned from
     info: dict
+    created_at: str = ""
 
     @property
     def tuned(self) -> bool:
@@ -26,6 +27,11 @@ class ClipVersion:
     def pending(self) -> bool:
         """A tuned version whose re-embedding has not finished (it is not current yet)."""
         return bool(self.info.get("pending"))
+
+    @property
+    def pruned(self) -> bool:
+        """Its embeddings and weights file were deleted by `vidrec clip prune` (the row stays, for the lineage)."""
+        return bool(self.info.get("pruned"))
 
 
 class ClipVersions:
@@ -39,6 +45,7 @@ class ClipVersions:
             self.store.paths.resolve(row["weights"]) if row["weights"] else None,
             row["parent"],
             json.loads(row["info"]),
+            row["created_at"],
         )
 
     def current(self) -> ClipVersion | None:
@@ -49,6 +56,10 @@ class ClipVersions:
     def get(self, version: int) -> ClipVersion | None:
         row = self.store.db.execute("SELECT * FROM clip_versions WHERE version = ?", (version,)).fetchone()
         return None if row is None else self._row(row)
+
+    def all(self) -> list[ClipVersion]:
+        """Every version the catalog has had, oldest first."""
+        return [self._row(r) for r in self.store.db.execute("SELECT * FROM clip_versions ORDER BY version")]
 
     def next_version(self) -> int:
         return int(self.store.db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM clip_versions").fetchone()[0])

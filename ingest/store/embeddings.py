@@ -1,7 +1,8 @@
 """The catalog's CLIP embeddings: one row per (video, CLIP version), float32 BLOBs beside the video.
 
 A re-embedding writes a new version's rows beside the current ones and switches in one transaction,
-so readers never see a mix of versions.
+so readers never see a mix of versions. Readers ask for the current version; the older versions' rows
+stay (`vidrec clip use` goes back to them) until `vidrec clip prune` drops them.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ class Embeddings:
         )
 
     def update(self, store_id: int, version: int, embeddings: dict[str, np.ndarray]) -> None:
-        """Some fields of one video's embeddings (new text, same frames); call inside a transaction."""
+        """Some fields of one video's embeddings (new text, same frames); call inside a transaction. The video's
+        rows of other versions go: their text is the old one, and `clip use` embeds what a version lacks."""
         unknown = set(embeddings) - set(FIELDS)
         if unknown:
             raise ValueError(f"not embedding fields: {sorted(unknown)}")
@@ -104,6 +106,7 @@ class Embeddings:
             f"UPDATE embeddings SET {sets} WHERE video = ? AND version = ?",
             [to_blob(v) for v in embeddings.values()] + [store_id, version],
         )
+        self.db.execute("DELETE FROM embeddings WHERE video = ? AND version != ?", (store_id, version))
 
     def count_lacking(self, version: int) -> int:
         return int(
@@ -114,8 +117,16 @@ class Embeddings:
             ).fetchone()[0]
         )
 
+    def videos_per_version(self) -> dict[int, int]:
+        """CLIP version -> how many videos have embeddings of it."""
+        return dict(self.db.execute("SELECT version, COUNT(*) FROM embeddings GROUP BY version").fetchall())
+
+    def drop_version(self, version: int) -> int:
+        """Drop one version's rows (`clip prune`); call inside a transaction. Returns how many went."""
+        return int(self.db.execute("DELETE FROM embeddings WHERE version = ?", (version,)).rowcount)
+
     def keep_only(self, version: int) -> None:
-        """Drop every other version's rows (after switching to `version`); call inside a transaction."""
+        """Drop every other version's rows; call inside a transaction."""
         self.db.execute("DELETE FROM embeddings WHERE version != ?", (version,))
 
 

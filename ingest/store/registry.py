@@ -11,6 +11,7 @@ from .encoding import now_iso
 
 # Newest first; two models saved in the same second are told apart by insertion order.
 NEWEST_FIRST = "ORDER BY created_at DESC, rowid DESC"
+PIN = "model_pin"  # the meta key of the model pinned for serving (`vidrec models use`)
 
 
 def newest_model_id(db: sqlite3.Connection) -> str | None:
@@ -59,6 +60,30 @@ class ModelRegistry:
     def newest_id(self) -> str | None:
         """The newest model's id (whatever its CLIP version): cheap, for cache keys."""
         return newest_model_id(self.store.db)
+
+    def pinned(self) -> str | None:
+        """The model pinned for serving, if any (it may since have gone or gone stale: the loader decides)."""
+        return self.store.get_meta(PIN) or None
+
+    def pin(self, model_id: str | None) -> None:
+        """Pin a model for serving, or (None) go back to the newest good one; call inside a transaction."""
+        if model_id is None:
+            self.store.db.execute("DELETE FROM meta WHERE key = ?", (PIN,))
+        else:
+            self.store.set_meta(PIN, model_id)
+
+    def pin_if_pinned(self, model_id: str) -> None:
+        """Move a pin, if there is one, to `model_id` (a retrained model takes the pinned one's place)."""
+        with self.store.transaction():
+            if self.pinned() is not None:
+                self.pin(model_id)
+
+    def remove(self, model_id: str) -> None:
+        """Delete a model's row (its files are the caller's), and the pin if it names that model."""
+        with self.store.transaction():
+            self.store.db.execute("DELETE FROM models WHERE model_id = ?", (model_id,))
+            if self.pinned() == model_id:
+                self.pin(None)
 
     def count(self) -> int:
         return int(self.store.db.execute("SELECT COUNT(*) FROM models").fetchone()[0])

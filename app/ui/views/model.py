@@ -1,5 +1,6 @@
-"""Model: how the newest multi-task model does per task, against the ablations, how it trained, how it
-uses its experts and feature groups, and a 2-D map of the catalog's video embeddings by category."""
+"""Model: the trained models and which one serves, how the serving multi-task model does per task, against
+the ablations, how it trained, how it uses its experts and feature groups, and a 2-D map of the catalog's
+video embeddings by category."""
 
 import altair as alt
 import pandas as pd
@@ -8,6 +9,7 @@ import streamlit as st
 from app.ui import state
 from app.ui.widgets import md
 from index import browse
+from ingest.learning.checkpoint import model_list
 from ingest.store import catalog_version
 
 HEADLINE = (
@@ -31,13 +33,48 @@ def embedding_map(path: str, version: tuple, field: str) -> list[dict]:
     return browse.embedding_map(vidrec.store, field)
 
 
+def models_table(models: list[dict]) -> pd.DataFrame:
+    """One row per model, plain values (ids and reasons are shown as text, never as markup)."""
+    return pd.DataFrame(
+        [
+            {
+                "model": m["model_id"],
+                "created": m["created_at"],
+                "CLIP version": m["clip_version"],
+                "architecture": m["arch"],
+                "click AUC": (m["metrics"].get("click") or {}).get("auc"),
+                "serving": m["serving"],
+                "pinned": m["pinned"],
+                "usable": m["usable"],
+                "why not": m["reason"] or "",
+            }
+            for m in models
+        ]
+    )
+
+
 st.title("Model")
-report = browse.model_report(vidrec.store)
+models = model_list(vidrec.store)
+serving = next((m["model_id"] for m in models if m["serving"]), None)
+report = browse.model_report(vidrec.store, serving)  # none serves: the newest, marked stale below
 if report is None:
     st.info("No trained model yet: run `vidrec train` (or `vidrec demo`). The embedding map below needs none.")
 else:
     split = report["split"]
+    st.markdown("##### Models")
+    st.dataframe(
+        models_table(models),
+        hide_index=True,
+        width="stretch",
+        column_config={"click AUC": st.column_config.NumberColumn(format="%.4f")},
+    )
     st.caption(
+        "The pinned model serves while it can, else the newest usable one. Pin one with `vidrec models use ID`; "
+        "`vidrec models use --newest` unpins. The rest of this page is about the model that serves (the newest "
+        "when none can)."
+    )
+    st.caption(
+        f"{'Serving: ' if report['model_id'] == serving else ''}"
         f"{md(report['model_id'])} · {md(report['arch'])} · trained {md(report['created_at'])} on CLIP "
         f"version {report['clip_version']} in {report['seconds'] or 0:g} s · {split.get('train', 0):,} "
         f"training, {split.get('val', 0):,} validation and {split.get('test', 0):,} test impressions"
