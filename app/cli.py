@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from app import model_commands
+from app import clip_commands, model_commands, privacy_commands, recovery_commands
 from app import serve as serve_module
 from app.common import (
     PACKAGES,
@@ -239,13 +239,14 @@ def recommend_command(
     device: str | None = typer.Option(None, "--device", help="(default: the user's usual one)"),
     region: str | None = typer.Option(None, "--region", help="(default: the user's usual one)"),
     k: int = KOption,
+    model: str | None = model_commands.ModelOption,
     as_json: bool = JsonOption,
 ):
     """Personalised recommendations in a context, with per-task scores and reasons."""
 
     def body():
         api = open_api(read_only=True)
-        result = api.recommend(user, api.context(user, hour, weekday, device, region), k)
+        result = api.recommend(user, api.context(user, hour, weekday, device, region), k, model_id=model)
         context = result["context"]
         lines = [
             f"for {user} at {context['hour']:02d}h, weekday {context['weekday']}, on {context['device']} "
@@ -310,7 +311,10 @@ def demo_command(
     run(as_json, body)
 
 
-model_commands.register(app)  # train, eval, score
+model_commands.register(app)  # train, eval, score, models
+recovery_commands.register(app)  # backup, restore
+clip_commands.register(app)  # clip list, clip use, clip prune
+privacy_commands.register(app)  # forget-user
 serve_module.register(app)  # serve
 
 

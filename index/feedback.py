@@ -8,11 +8,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ingest.store import Interaction, Outcome, Store
+from ingest.store import UI_SOURCE, Interaction, Outcome, Store
 from models.context import Context
 
 FEEDBACK = ("watched", "like", "skip")
-UI_SOURCE = "ui"  # the source of the impressions and outcomes the UI logs (imported logs are 'import')
 
 
 def check_action(action: str) -> None:

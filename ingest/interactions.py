@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import BinaryIO
 
-from .store import Interaction, Store
+from .store import Interaction, Store, forgotten_hash
 
 REQUIRED = ("user_id", "video_id", "timestamp", "clicked")  # device, region, liked, watch_seconds may be missing
 COLUMNS = (*REQUIRED, "device", "region", "liked", "watch_seconds")
@@ -70,10 +70,14 @@ def import_interactions(
     report = ImportReport()
     with store.writing("import-interactions"):  # the known videos cannot change before the rows are added
         known = set(store.videos.video_ids())  # catalog-sized, not log-sized
+        forgotten = Forgotten(store.interactions.forgotten_hashes())
         batch: list[tuple[int, Interaction]] = []
         for line, raw in _read_rows(path, batch_rows):
             try:
-                batch.append((line, parse_row(raw, known)))
+                row = parse_row(raw, known)
+                if forgotten.holds(row.user_id):
+                    raise ValueError("a user forgotten on request (`vidrec forget-user`): not imported")
+                batch.append((line, row))
             except ValueError as exc:
                 report.skip(line, str(exc))
             if len(batch) >= batch_rows:
@@ -82,6 +86,21 @@ def import_interactions(
         _write(store, batch, source, report)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+class Forgotten:
+    """Which users of a log were forgotten on request (the store keeps their ids' hashes only)."""
+
+    def __init__(self, hashes: set[str]):
+        self.hashes = hashes
+        self._seen: dict[str, bool] = {}  # user -> forgotten: one hash per user, not per row
+
+    def holds(self, user_id: str) -> bool:
+        if not self.hashes:
+            return False
+        if user_id not in self._seen:
+            self._seen[user_id] = forgotten_hash(user_id) in self.hashes
+        return self._seen[user_id]
 
 
 def _write(store: Store, batch: list[tuple[int, Interaction]], source: str, report: ImportReport) -> None:

@@ -34,6 +34,7 @@ from .vocab import CATEGORIES, QUERIES, make_text, uninformative_title
 logger = logging.getLogger(__name__)
 DEFAULT_VIDEOS, DEFAULT_USERS = 400, 300  # the default world (`vidrec demo`)
 MANIFEST_COLUMNS = ("path", "video_id", "title", "description", "tags", "category", "published_at")
+INTERACTIONS_FILE = "interactions.csv"
 INTERACTION_COLUMNS = ("user_id", "video_id", "timestamp", "device", "region", "clicked", "liked", "watch_seconds")
 DEVICES = ("mobile", "desktop", "tv", "tablet")
 REGION_UTC_OFFSET_MINUTES = {"us": -300, "eu": 60, "cn": 480, "in": 330, "br": -180}
@@ -420,7 +421,7 @@ def _write_manifest(world_dir: Path, catalog: dict) -> Path:
 
 
 def _write_log(world_dir: Path, log: dict) -> Path:
-    path = world_dir / "interactions.csv"
+    path = world_dir / INTERACTIONS_FILE
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(INTERACTION_COLUMNS)

@@ -175,6 +175,19 @@ class Database:
         """What the index package recorded of each index it built (reported by `status`)."""
         return json.loads(self.get_meta("indexes", "[]") or "[]")
 
+    def forget_index(self, name: str) -> None:
+        """Drop one index's description (its files are gone)."""
+        with self.transaction():
+            described = [i for i in self.index_descriptions() if i["name"] != name]
+            self.set_meta("indexes", json.dumps(described))
+
+    def checkpoint(self) -> bool:
+        """Move the WAL's pages into catalog.db and empty the WAL file, so that rows just deleted live on in no
+        file; False when a reader kept part of it (its snapshot ends within the busy timeout as a rule)."""
+        with self._connection_lock:
+            busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
+
     def describe_index(self, description: dict) -> None:
         """Record (or replace) one index's description, by its name."""
         with self.transaction():

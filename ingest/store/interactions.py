@@ -5,12 +5,15 @@ A row is identified by (user_id, video_id, ts): writing the same row again keeps
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from .database import Database
+from .encoding import now_iso
 
+UI_SOURCE = "ui"  # the source of the impressions and outcomes the web UI logs (imported logs are 'import')
 CONTEXT_COLUMNS = ("device", "region")  # the free-text parts of a context, asked about by name below
 LOG_COLUMNS = ("user_id", "video_id", "ts", "hour", "weekday", "device", "region", "clicked", "liked", "watch_seconds")
 
@@ -49,6 +52,12 @@ _LOGGED = (  # keys CROSS JOIN the log: a lookup by primary key per key (`(...) 
     "i.liked, i.watch_seconds FROM (VALUES {keys}) AS k CROSS JOIN interactions AS i "
     "ON i.user_id = k.column1 AND i.video_id = k.column2 AND i.ts = k.column3"
 )
+
+
+def forgotten_hash(user_id: str) -> str:
+    """How the forgotten are kept: a hash, so that no file holds the id, the same in every catalog, so that a
+    restore can carry the list over."""
+    return hashlib.sha256(f"vidrec forgotten user:{user_id}".encode()).hexdigest()
 
 
 def _column(name: str) -> str:
@@ -173,7 +182,46 @@ class Interactions:
             )
         ]
 
+    def first_ts(self, user_id: str) -> int | None:
+        """The user's oldest impression (None: the log holds nothing of them)."""
+        return self.db.execute("SELECT MIN(ts) FROM interactions WHERE user_id = ?", (user_id,)).fetchone()[0]
+
     # ---- writes -----------------------------------------------------------------------------------------
+    def forget(self, user_id: str) -> dict[str, int]:
+        """Delete every row of the user, in one transaction, with SQLite's secure delete on (the freed bytes are
+        overwritten with zeros, not left in free pages), and add them to the forgotten; returns how many rows
+        each source held."""
+        self.db.execute("PRAGMA secure_delete = ON")
+        with self.store.transaction():
+            counts = {
+                source: int(n)
+                for source, n in self.db.execute(
+                    "SELECT source, COUNT(*) FROM interactions WHERE user_id = ? GROUP BY source", (user_id,)
+                )
+            }
+            self.db.execute("DELETE FROM interactions WHERE user_id = ?", (user_id,))
+            self.remember_forgotten({forgotten_hash(user_id)})
+        return counts
+
+    def remember_forgotten(self, hashes: set[str]) -> None:
+        """Add users (by `forgotten_hash`) to the forgotten: imports refuse their rows from now on."""
+        with self.store.transaction():
+            self.db.executemany(
+                "INSERT OR IGNORE INTO forgotten(user_hash, at) VALUES (?, ?)", [(h, now_iso()) for h in hashes]
+            )
+
+    def forgotten_hashes(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT user_hash FROM forgotten")}
+
+    def users_forgotten(self) -> list[str]:
+        """Users the log holds although they were forgotten (a restored older backup brought them back)."""
+        hashes = self.forgotten_hashes()
+        if not hashes:
+            return []
+        return [
+            r[0] for r in self.db.execute("SELECT DISTINCT user_id FROM interactions") if forgotten_hash(r[0]) in hashes
+        ]
+
     def add(self, rows: Sequence[Interaction], source: str = "import") -> int:
         """Insert rows, skipping those already logged; returns how many were new."""
         with self.store.transaction():

@@ -99,6 +99,10 @@ class DataDir:
     def indexes(self) -> Path:
         return self.root / "indexes"
 
+    def model_index_name(self, model_id: str) -> str:
+        """The name of the index of a model's retrieval vectors."""
+        return f"model-{model_id}"[:60]
+
     def index_files(self, name: str) -> IndexFiles:
         return IndexFiles(
             self.indexes / f"{name}.faiss", self.indexes / f"{name}.json", self.indexes / f"{name}.ids.npy"

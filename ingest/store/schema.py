@@ -97,6 +97,11 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX IF NOT EXISTS interactions_by_video ON interactions(video_id);
     """,
+    # 3: the users forgotten on request (`forget-user`), by a hash of their id, never the id itself: an import of
+    # an old log or the restore of an older backup cannot bring them back
+    """
+    CREATE TABLE IF NOT EXISTS forgotten (user_hash TEXT PRIMARY KEY, at TEXT NOT NULL);
+    """,
 ]
 LATEST = len(MIGRATIONS)
 
