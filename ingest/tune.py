@@ -10,6 +10,7 @@ switches back (embedding only the videos it lacks, with the same re-embedding), 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import re
@@ -143,10 +144,8 @@ class KeptFrames:
     def pixels(self, video: Video) -> torch.Tensor | None:
         """[K, 3, S, S] of the frames that decode; None when none does."""
         jpegs = [jpeg for _, jpeg in self.store.videos.kept_frames(video.id)]
-        try:
+        with contextlib.suppress(OSError, ValueError, SyntaxError, RuntimeError):
             return pixels(self.clip, jpegs)
-        except (OSError, ValueError, SyntaxError, RuntimeError):
-            pass
         good = []
         for i, jpeg in enumerate(jpegs):
             try:

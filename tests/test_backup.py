@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+from jobs import start_ingest
 from media import write_clip
 
 from index.api import Vidrec
 
-ROOT = Path(__file__).parent.parent
 QUERY = "a bright square sliding"
 
 
@@ -44,14 +42,7 @@ def found(cli, data_dir: Path, *command: str) -> set[str]:
 def test_a_backup_taken_while_an_ingest_runs_restores_to_a_whole_catalog(catalog_copy, tmp_path, cli):
     (tmp_path / "new").mkdir()
     clips = [write_clip(tmp_path / "new" / f"new{i}.mp4", seed=300 + i) for i in range(6)]
-    ingest = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "--data-dir", str(catalog_copy), "ingest", *map(str, clips)]
-        + ["--clip", "tiny", "--workers", "1", "--json"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    ingest = start_ingest(catalog_copy, *clips)
     backups: list[dict] = []
     while ingest.poll() is None or not backups:  # backups beside the ingest, which goes on (no lock is taken)
         code, out = cli("--data-dir", catalog_copy, "backup", tmp_path / f"backup{len(backups)}", "--json")

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import csv
 import errno
-import json
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from jobs import finish, start_ingest
 from media import write_clip
 
 from index.api import Vidrec
@@ -21,7 +19,6 @@ from index.search import SearchError
 from ingest.store import DataDir, Store, lock
 from ingest.store.database import Database
 
-ROOT = Path(__file__).parent.parent
 SMALL = 8  # videos in the catalogs two jobs race to ingest
 
 
@@ -40,23 +37,6 @@ def small_manifest(tiny_world, folder: Path, n: int = SMALL) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return manifest
-
-
-def start_ingest(data_dir: Path, *inputs) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "--data-dir", str(data_dir), "ingest", *map(str, inputs)]
-        + ["--clip", "tiny", "--workers", "1", "--json"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen) -> tuple[dict, str]:
-    out, err = process.communicate(timeout=240)
-    assert process.returncode == 0, err[-2000:]
-    return json.loads(out), err
 
 
 def assert_whole_and_searchable(data_dir: Path, n: int) -> None:
