@@ -39,7 +39,7 @@ def forget_user(store: Store, user_id: str, retrain: bool = False, progress: boo
         deleted = [model_id for model_id in affected if model_id != serving]
         for model_id in deleted:
             _delete_model(store, model_id)
-        store.checkpoint()
+        emptied = _empty_the_wal(store)
     return {
         "user": user_id,
         "interactions": sum(n for source, n in counts.items() if source != UI_SOURCE),
@@ -47,8 +47,25 @@ def forget_user(store: Store, user_id: str, retrain: bool = False, progress: boo
         "models_affected": affected,
         "models_retrained": retrained,
         "models_deleted": deleted,
+        "warnings": [] if emptied else [WAL_BUSY],
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+WAL_BUSY = (
+    "a reader kept its snapshot open for 30 s (a backup running?), so catalog.db-wal may still hold the deleted "
+    "rows: run forget-user again when it is done (it empties the WAL then)"
+)
+
+
+def _empty_the_wal(store: Store, seconds: float = 30.0) -> bool:
+    """Checkpoint until the WAL is empty: a reader's snapshot (a request, a backup) holds part of it for a while."""
+    deadline = time.monotonic() + seconds
+    while not store.checkpoint():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def _delete_model(store: Store, model_id: str) -> None:

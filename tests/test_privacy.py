@@ -44,7 +44,7 @@ def test_a_forgotten_user_leaves_no_trace(trained_catalog, tiny_world, tmp_path,
 
     code, out = cli("--data-dir", data, "forget-user", USER, "--json")
     assert code == 0, out
-    assert out["user"] == USER and out["interactions"] > 0 and out["impressions"] == 1
+    assert out["user"] == USER and out["interactions"] > 0 and out["impressions"] == 1 and out["warnings"] == []
     assert sorted(out["models_affected"]) == sorted(newest_first) and out["models_retrained"] == []
     store = Store(data, read_only=True)
     served = [m.model_id for m in store.models.all()]
