@@ -117,13 +117,19 @@ def test_a_damaged_catalog_database_is_never_written(catalog_copy, tmp_path, cli
     code, out = cli("--data-dir", truncated, "status", "--json")
     assert code == 1 and "is damaged" in out["error"] and "backup" in out["error"]
     assert "Traceback" not in capsys.readouterr().err
+    assert cli("--data-dir", catalog_copy, "backup", tmp_path / "backup", "--json")[0] == 0
     flip(database, count=16 * 4096)  # 16 pages in the middle
     before = sha(database)
     for job in (("tune-clip", "--epochs", "1"), ("ingest", write_clip(tmp_path / "b.mp4", seed=8)), ("index",)):
         code, out = cli("--data-dir", catalog_copy, *job, "--json")
         assert code == 1 and "is damaged" in out["error"] and "nothing was written" in out["error"], (job, out)
+        assert "vidrec restore" in out["error"]
     assert sha(database) == before
     assert not (catalog_copy / "catalog.db-wal").exists() or (catalog_copy / "catalog.db-wal").stat().st_size == 0
+    code, out = cli("--data-dir", catalog_copy, "restore", tmp_path / "backup", "--force", "--json")  # the way back
+    assert code == 0, out
+    assert cli("--data-dir", catalog_copy, "index", "--json")[0] == 0
+    assert cli("--data-dir", catalog_copy, "status", "--json")[1]["videos"] == 36
 
 
 def test_a_kept_frame_that_will_not_decode_is_skipped_and_named(catalog_copy, cli):

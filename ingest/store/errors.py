@@ -27,7 +27,7 @@ class DamagedCatalog(StoreError):
 def damaged_message(database: Path, detail: str) -> str:
     return (
         f"the catalog database {database} is damaged ({' '.join(detail.split())}); nothing was written to it: "
-        f"restore the data dir from a backup, or ingest into a new --data-dir"
+        f"restore the data dir from a backup (`vidrec restore BACKUP --force`), or ingest into a new --data-dir"
     )
 
 
