@@ -29,17 +29,19 @@ def forget_user(store: Store, user_id: str, retrain: bool = False, progress: boo
         since = None if first is None else datetime.fromtimestamp(first, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         affected = [m.model_id for m in store.models.all() if since is not None and m.created_at >= since]
         counts = store.interactions.forget(user_id)
-        retrained = []
-        if retrain and affected and serving_model_id(store) in affected:
-            options = options_of(load_model(store))
-            options.progress = progress
-            retrained.append(train_and_save(store, options)["model_id"])
-            store.models.pin_if_pinned(retrained[0])
-        serving = serving_model_id(store)
-        deleted = [model_id for model_id in affected if model_id != serving]
-        for model_id in deleted:
-            _delete_model(store, model_id)
-        emptied = _empty_the_wal(store)
+        retrained: list[str] = []
+        try:
+            if retrain and affected and serving_model_id(store) in affected:
+                options = options_of(load_model(store))
+                options.progress = progress
+                retrained.append(train_and_save(store, options)["model_id"])
+                store.models.pin_if_pinned(retrained[0])
+        finally:  # a retraining that fails still leaves no unserved model and no WAL that knew the user
+            serving = serving_model_id(store)
+            deleted = [model_id for model_id in affected if model_id != serving]
+            for model_id in deleted:
+                _delete_model(store, model_id)
+            emptied = _empty_the_wal(store)
     return {
         "user": user_id,
         "interactions": sum(n for source, n in counts.items() if source != UI_SOURCE),
