@@ -30,7 +30,9 @@ Source = Callable[[int | None], tuple[np.ndarray, np.ndarray]]  # since revision
 
 def catalog_stamp(store: Store) -> dict:
     clip = store.clips.current()
-    return {"catalog": store.catalog_id, "clip_version": clip.version if clip else None, "revision": store.revision}
+    stamp = {"catalog": store.catalog_id, "clip_version": clip.version if clip else None, "revision": store.revision}
+    restored = store.restore_id
+    return {**stamp, "restore": restored} if restored else stamp  # a catalog never restored keeps its old stamps
 
 
 def changed_only(

@@ -54,7 +54,7 @@ class Recommender:
         self._model_key: tuple | None = None  # (newest model id, CLIP version, pin) the loaded model answers to
         self._model_index: CatalogIndex | None = None
         self._model_lock = threading.Lock()
-        self._catalog: tuple[int, list[str], list[str]] | None = None  # (store revision, newest, all video ids)
+        self._catalog: tuple[tuple, list[str], list[str]] | None = None  # ((restore, revision), newest, all ids)
         # (store revision and log marker, (clicks per (video, device, part of day), ranked lists per context))
         self._popularity: tuple[tuple, tuple[Counter, dict]] | None = None
 
@@ -88,11 +88,12 @@ class Recommender:
             self._model_lock.release()
 
     def _model_key_now(self) -> tuple:
-        """(newest model id, CLIP version, pinned model id): what decides which model serves, cheap to read."""
+        """(newest model id, CLIP version, pinned model id, restore): what decides which model serves and over
+        which catalog, cheap to read."""
         newest = self.store.models.newest_id()
         if newest is None:
             raise ModelError("no trained model: run `vidrec train`")
-        return newest, self.store.clip_version, self.store.models.pinned()
+        return newest, self.store.clip_version, self.store.models.pinned(), self.store.restore_id
 
     def model_index(self, rebuild: bool = False) -> CatalogIndex:
         model = self.model
@@ -270,7 +271,7 @@ class Recommender:
         far; cached per store revision. The window ends at the newest imported interaction (an imported
         log may be older than today's UI feedback, which counts too)."""
         log = self.store.interactions
-        key = (self.store.revision, log.marker())
+        key = (self.store.restore_id, self.store.revision, log.marker())
         if self._popularity is None or self._popularity[0] != key:
             latest = log.latest_ts("import") or log.latest_ts() or 0
             since = latest - self.config.popular_days * 86400
@@ -283,7 +284,7 @@ class Recommender:
     def _catalog_lists(self) -> tuple[list[str], list[str]]:
         """The newest videos and every video id, cached per store revision: reading them per request cost
         a 100k catalog 75 ms of a 125 ms request (bench/RESULTS.md)."""
-        revision = self.store.revision
+        revision = (self.store.restore_id, self.store.revision)
         if self._catalog is None or self._catalog[0] != revision:
             self._catalog = (revision, self.store.videos.newest(self.config.fresh), self.store.videos.video_ids())
         return self._catalog[1], self._catalog[2]

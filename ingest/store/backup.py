@@ -411,6 +411,7 @@ def restore_data_dir(source: Path | str, data_dir: Path | str, force: bool = Fal
         revision = _install_database(folder / paths.database.name, paths.database)
         store = Store(paths.root, create=False)  # a backup of an older schema is brought up to date, as on open
         store.interactions.remember_forgotten(forgotten)  # a restore brings nobody back (see ingest/forget.py)
+        store.mark_restored()  # readers drop what they hold of the replaced catalog, whatever its revision
         store.close()
     return {
         "path": str(paths.root),

@@ -171,6 +171,16 @@ class Database:
     def catalog_id(self) -> str:
         return self.get_meta("catalog_id", "") or ""
 
+    @property
+    def restore_id(self) -> str:
+        """Set anew by every restore: a restored catalog keeps its id, and its revision can climb back to a number
+        a reader has already seen, so what readers hold of it (indexes, the model) is keyed on this too."""
+        return self.get_meta("restore_id", "") or ""
+
+    def mark_restored(self) -> None:
+        with self.transaction():
+            self.set_meta("restore_id", uuid.uuid4().hex)
+
     def index_descriptions(self) -> list[dict]:
         """What the index package recorded of each index it built (reported by `status`)."""
         return json.loads(self.get_meta("indexes", "[]") or "[]")

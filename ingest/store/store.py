@@ -61,7 +61,7 @@ class Store(Database):
 
 
 def catalog_version(data_dir: Path | str) -> tuple:
-    """(catalog revision, CLIP version, newest model id, index descriptions): what a cached reader (the UI's
+    """(catalog revision, CLIP version, newest model id, index descriptions, restore): what a cached reader (the UI's
     API object) depends on. Read with a read-only connection, so it is cheap on every page run and never
     takes the write lock; (None,) when there is no catalog yet."""
     path = DataDir(data_dir).database
@@ -69,10 +69,12 @@ def catalog_version(data_dir: Path | str) -> tuple:
         return (None,)
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
-        meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('revision', 'clip_version', 'indexes')"))
+        meta = dict(
+            db.execute("SELECT key, value FROM meta WHERE key IN ('revision', 'clip_version', 'indexes', 'restore_id')")
+        )
         newest = newest_model_id(db)
     except sqlite3.Error:
         return (None,)
     finally:
         db.close()
-    return (meta.get("revision"), meta.get("clip_version"), newest, meta.get("indexes"))
+    return (meta.get("revision"), meta.get("clip_version"), newest, meta.get("indexes"), meta.get("restore_id"))
