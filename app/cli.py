@@ -18,6 +18,7 @@ from app import clip_commands, model_commands, privacy_commands, recovery_comman
 from app import serve as serve_module
 from app.common import (
     PACKAGES,
+    EngineOption,
     Failure,
     JsonOption,
     KOption,
@@ -34,6 +35,8 @@ from app.demo.command import DEMO_USERS, DEMO_VIDEOS, metric_lines, run_demo
 from app.serve import DEFAULT_PORT, HOST, port_free, serve
 from ingest.interactions import import_interactions
 from ingest.pipeline import IngestOptions
+from ingest.ray_ingest import RayOptions
+from ingest.staging import staged_summary
 from ingest.tune import TUNE_EPOCHS, TuneOptions
 
 INGEST = IngestOptions()  # the defaults the options below show
@@ -79,6 +82,13 @@ def ingest_command(
     allow_outside: bool = typer.Option(
         False, "--allow-outside", help="Let manifest paths leave the manifest's folder with '..'."
     ),
+    engine: str = EngineOption,
+    ray_workers: int | None = typer.Option(
+        None, "--ray-workers", min=1, help="CLIP actors on the Ray cluster (default: one per GPU, else 1)."
+    ),
+    staging: str | None = typer.Option(
+        None, "--staging", help="Where Ray workers stage shards: a folder or a URI (default: DATA_DIR/staging)."
+    ),
     as_json: bool = JsonOption,
 ):
     """Add videos to the catalog: decode, sample frames, embed with CLIP, store."""
@@ -96,6 +106,8 @@ def ingest_command(
                 workers=workers,
                 progress=progress_wanted(as_json),
                 allow_outside=allow_outside,
+                engine=engine,
+                ray=RayOptions(workers=ray_workers, staging=staging),
             ),
         )
         payload = report.to_json()
@@ -146,12 +158,24 @@ def remove_command(video_ids: list[str] = typer.Argument(..., help="Video ids to
     run(as_json, body)
 
 
+def _staged_text(staged: dict) -> str:
+    if "error" in staged:
+        return staged["error"]
+    if not staged["shards"]:
+        return "nothing waits to be merged"
+    return (
+        f"{staged['shards']} shards ({staged['bytes'] / 1e6:.1f} MB) in {staged['location']} not yet merged: "
+        f"run the same ingest --engine ray again to merge them"
+    )
+
+
 @app.command("status")
 def status_command(as_json: bool = JsonOption):
     """What the store holds."""
 
     def body():
-        s = open_store(read_only=True).status()
+        store = open_store(read_only=True)
+        s = {**store.status(), "staged": staged_summary(store)}
         clip = "-" if s["clip"] is None else f"{s['clip']['spec']} (version {s['clip']['version']})"
         text = "\n".join(
             [
@@ -162,6 +186,7 @@ def status_command(as_json: bool = JsonOption):
                 f"clip          {clip}",
                 f"models        {len(s['models'])}",
                 f"indexes       {len(s['indexes'])}",
+                f"staged        {_staged_text(s['staged'])}",
             ]
         )
         emit(s, as_json, text)

@@ -21,8 +21,10 @@ except ImportError:  # pragma: no cover - older typer on real click
 from index.api import Vidrec
 from index.search import DEFAULT_K, SearchError
 from index.vector_index import IndexFileError
+from ingest.engine import ENGINES, EngineError
 from ingest.interactions import InteractionsError
 from ingest.learning import ModelError
+from ingest.staging import StagingError
 from ingest.store import DamagedCatalog, DatabaseError, DataDir, Store, StoreError, database_failure, is_disk_full
 from ingest.tune import TuneError
 from models.clip import ClipError
@@ -33,6 +35,17 @@ PACKAGES = ("models", "ingest", "index", "app")  # whose log records a command s
 options: dict[str, Path | None] = {"data_dir": None}
 
 JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+
+
+def _engine(value: str) -> str:
+    if value not in ENGINES:
+        raise typer.BadParameter(f"use one of {', '.join(ENGINES)}")
+    return value
+
+
+EngineOption = typer.Option(
+    "local", "--engine", callback=_engine, help="local (this process) or ray (RAY_ADDRESS, else a local Ray cluster)."
+)
 KOption = typer.Option(DEFAULT_K, "-k", "--k", min=1, help="How many results (more than the catalog: all of it).")
 
 
@@ -50,6 +63,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     SearchError,
     IndexFileError,
     ModelError,
+    EngineError,
+    StagingError,
 )
 
 

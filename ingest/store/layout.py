@@ -108,6 +108,12 @@ class DataDir:
             self.indexes / f"{name}.faiss", self.indexes / f"{name}.json", self.indexes / f"{name}.ids.npy"
         )
 
+    # ---- what the Ray engine stages ---------------------------------------------------------------------
+    @property
+    def staging(self) -> Path:
+        """The default staging location of `ingest --engine ray`: shards waiting to be merged."""
+        return self.root / "staging"
+
     # ---- what people and the demo bring ---------------------------------------------------------------
     @property
     def uploads(self) -> Path:

@@ -1,0 +1,78 @@
+"""Where a job's work runs: here (`local`, the default: threads in this process, nothing to start) or on a
+Ray cluster (`ray`). The engine decides where work runs, never what it computes: both call the same
+functions (docs/architecture.md, "Scaling out").
+
+`ray_cluster()` connects the way Ray's own tools do: to `RAY_ADDRESS` when it is set (a cluster made with
+`ray start --head`), else to a private local cluster started for this job and stopped after it. That local
+cluster has no dashboard, sends no usage statistics, keeps Ray's token authentication (on by default in
+Ray 2.60, so no other machine can submit work to it) and keeps its temp files in a folder of the system
+temp dir that is removed afterwards. A process that is already connected (a notebook, the test suite)
+keeps its connection. Ray is an optional dependency, imported only here and only when asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+ENGINES = ("local", "ray")
+INSTALL = "pip install 'vidrec[distributed]'"
+
+
+class EngineError(Exception):
+    """The engine cannot be used (Ray missing, a cluster that cannot be reached); the message says why."""
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise EngineError(f"--engine ray needs Ray, which is not installed: {INSTALL}") from exc
+    return ray
+
+
+def check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise EngineError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+    if engine == "ray":
+        import_ray()
+
+
+@contextlib.contextmanager
+def ray_cluster() -> Iterator[Any]:
+    """The `ray` module, connected to a cluster for the duration of the block."""
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    address = os.environ.get("RAY_ADDRESS")
+    temp = None if address else tempfile.mkdtemp(prefix="vidrec-ray-")
+    try:
+        if address:
+            ray.init(address=address, include_dashboard=False)
+        else:
+            ray.init(address="local", include_dashboard=False, _temp_dir=temp)
+    except Exception as exc:
+        if temp:
+            shutil.rmtree(temp, ignore_errors=True)
+        where = f"the Ray cluster at RAY_ADDRESS={address}" if address else "a local Ray cluster"
+        raise EngineError(f"cannot connect to {where}: {' '.join(str(exc).split())[:300]}") from exc
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        if temp:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def cluster_gpus(ray: Any) -> int:
+    return int(ray.cluster_resources().get("GPU", 0))
+
+
+def cluster_cpus(ray: Any) -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))

@@ -1,0 +1,144 @@
+"""The Ray engine for ingest: the same prepare step and the same embedder as the local engine, run on a
+cluster, with the results staged as Parquet shards and merged here by the one writer.
+
+1. This process (the driver) lists the inputs, cuts them into batches of `shard_videos` in input order,
+   and names each batch's shard from what it is made of (`staging.shard_name`). Shards already staged by a
+   killed run are kept; only the missing ones are made.
+2. Ray Data runs the per-file prepare step (`prepare_file`: hash, probe, sample, JPEGs) as CPU tasks, one a
+   shard, and CLIP (`embed`) in a pool of actors (one GPU each on GPU nodes, a fraction of a CPU otherwise),
+   each built from the catalog's spec and a weights file every node reads; nothing is downloaded on a
+   worker. Each actor writes its shard to the staging location. Failed tasks are retried and dead actors
+   restarted by Ray; a shard is written whole or not at all, so a retry cannot double anything.
+3. The driver merges the shards in input order into the store, in one transaction a shard, and removes
+   each once merged. A rerun after any failure redoes only the shards that are missing.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import dataclass
+
+from tqdm import tqdm
+
+from .engine import EngineError, cluster_cpus, cluster_gpus, ray_cluster
+from .ray_workers import ClipSource, ShardEmbedder, prepare_shard
+from .sources import Entry
+from .staging import Staging, entry_json, shard_name, shard_results
+from .writer import CatalogWriter
+
+
+@dataclass
+class RayOptions:
+    workers: int | None = None  # --ray-workers: CLIP actors (None: one per GPU, or 1 without GPUs)
+    staging: str | None = None  # --staging: a folder or a pyarrow filesystem URI (None: DATA_DIR/staging)
+    shard_videos: int = 32  # input files per shard
+    prepare_cpus: float = 0.25  # per prepare task; fractions, so that the actors always find room on small nodes
+    actor_cpus: float = 0.5  # per CLIP actor on CPU nodes
+
+
+def ingest_on_ray(
+    writer: CatalogWriter,
+    entries: list[Entry],
+    frames: int,
+    batch_frames: int,
+    options: RayOptions,
+    *,
+    progress: bool = True,
+) -> None:
+    """Stage what is missing on the cluster, then merge every shard in input order."""
+    store = writer.store
+    staging = Staging.open(options.staging or store.paths.staging)
+    record = store.clips.get(writer.version)
+    assert record is not None
+    clip_key = f"{writer.version}:{record.info.get('sha256') or record.spec}"
+    size = max(1, options.shard_videos)
+    batches = [entries[i : i + size] for i in range(0, len(entries), size)]
+    names = [shard_name(batch, clip_key, frames) for batch in batches]
+    staged = staging.shards()
+    missing = {}
+    for name, batch in zip(names, batches):
+        if name not in missing and not (name in staged and staging.readable(name)):
+            missing[name] = batch
+    with store.transaction():
+        store.set_meta("staging", staging.location)  # so that `vidrec status` can say what waits there
+    if missing:
+        source = ClipSource(
+            record.spec, None if record.weights is None else str(record.weights), record.info.get("sha256")
+        )
+        _stage(missing, staging, source, frames, batch_frames, writer, options, progress)
+    unique = len(dict.fromkeys(names))
+    writer.report.shards = {
+        "location": staging.location,
+        "total": unique,
+        "reused": unique - len(missing),
+        "made": len(missing),
+        "merged": 0,
+    }
+    _merge(writer, staging, names, progress)
+
+
+def _stage(missing, staging, source, frames, batch_frames, writer, options, progress) -> None:
+    with ray_cluster() as ray:
+        import ray.data
+
+        gpus = cluster_gpus(ray)
+        workers = options.workers or max(1, gpus)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = progress
+        context.retried_map_errors = True  # a prepare task that raised is tried again (twice) ...
+        context.max_map_retries = 2  # ... and a dead worker or actor is retried by Ray itself
+        known = ray.put(frozenset(writer.owners))
+        rows = [{"shard": name, "entries": [entry_json(e) for e in batch]} for name, batch in missing.items()]
+        dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
+        dataset = dataset.map(
+            prepare_shard,
+            fn_kwargs={"frames": frames, "known": known, "clip_version": writer.version},
+            num_cpus=options.prepare_cpus,
+        )
+        placement = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": options.actor_cpus}
+        dataset = dataset.map(
+            ShardEmbedder,
+            fn_constructor_kwargs={
+                "source": source,
+                "staging": staging.location if "://" in staging.location else staging.root,
+                "clip_version": writer.version,
+                "batch_frames": batch_frames,
+                "threads": max(1, cluster_cpus(ray) // workers),
+            },
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            **placement,
+        )
+        try:
+            made = {row["shard"] for row in dataset.iter_rows()}
+        except Exception as exc:
+            raise EngineError(f"the Ray ingest failed: {_innermost(exc)}") from exc
+    if made != set(missing):
+        raise EngineError(f"the Ray ingest made {len(made)} of {len(missing)} shards: run it again")
+
+
+def _merge(writer: CatalogWriter, staging: Staging, names: list[str], progress: bool) -> None:
+    """The one writer: every shard in input order, one transaction each, removed once merged."""
+    assert writer.report.shards is not None
+    remaining = Counter(names)
+    for name in tqdm(names, unit="shard", desc="merge", file=sys.stderr, disable=not progress, dynamic_ncols=True):
+        for result, vectors in shard_results(staging.read(name)):
+            writer.take(result, vectors)
+        writer.flush()
+        remaining[name] -= 1
+        if remaining[name] == 0:
+            staging.remove(name)
+            writer.report.shards["merged"] += 1
+
+
+def _innermost(exc: BaseException) -> str:
+    """The one-line reason under Ray's wrappers (a RayTaskError holds the worker's exception as `cause`)."""
+    seen = exc
+    while True:
+        inner = getattr(seen, "cause", None) or seen.__cause__
+        if inner is None or inner is seen:
+            break
+        seen = inner
+    lines = [line for line in str(seen).splitlines() if line.strip()]
+    text = lines[0] if lines else type(seen).__name__
+    return " ".join(text.split())[:300]
