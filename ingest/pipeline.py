@@ -66,8 +66,9 @@ def ingest(
     with store.writing("ingest"):  # the catalog's CLIP and what is already held are decided under the lock
         if collected.entries:
             clip, version = open_catalog_clip(store, options.clip, device=options.device)
-            writer = CatalogWriter(store, clip, version, report, options.batch_size)
-            if options.engine == "ray":
+            ray_engine = options.engine == "ray"  # its writer merges a whole shard in one transaction
+            writer = CatalogWriter(store, clip, version, report, sys.maxsize if ray_engine else options.batch_size)
+            if ray_engine:
                 ray_options = options.ray or RayOptions()
                 ingest_on_ray(
                     writer,

@@ -82,8 +82,9 @@ def _stage(missing, staging, source, frames, batch_frames, writer, options, prog
     with ray_cluster() as ray:
         import ray.data
 
-        gpus = cluster_gpus(ray)
+        gpus, cpus = cluster_gpus(ray), cluster_cpus(ray)
         workers = options.workers or max(1, gpus)
+        _check_room(workers, gpus, cpus, options)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = progress
         context.retried_map_errors = True  # a prepare task that raised is tried again (twice) ...
@@ -104,7 +105,7 @@ def _stage(missing, staging, source, frames, batch_frames, writer, options, prog
                 "staging": staging.location if "://" in staging.location else staging.root,
                 "clip_version": writer.version,
                 "batch_frames": batch_frames,
-                "threads": max(1, cluster_cpus(ray) // workers),
+                "threads": max(1, cpus // workers),
             },
             compute=ray.data.ActorPoolStrategy(size=workers),
             **placement,
@@ -115,6 +116,18 @@ def _stage(missing, staging, source, frames, batch_frames, writer, options, prog
             raise EngineError(f"the Ray ingest failed: {_innermost(exc)}") from exc
     if made != set(missing):
         raise EngineError(f"the Ray ingest made {len(made)} of {len(missing)} shards: run it again")
+
+
+def _check_room(workers: int, gpus: int, cpus: int, options: RayOptions) -> None:
+    """Refuse an actor pool the cluster cannot hold beside one prepare task: Ray Data would wait for ever."""
+    if gpus and workers > gpus:
+        raise EngineError(f"--ray-workers {workers} asks for one GPU each, and the Ray cluster has {gpus} GPUs")
+    room = int((cpus - options.prepare_cpus) / options.actor_cpus)
+    if not gpus and workers > room:
+        raise EngineError(
+            f"--ray-workers {workers} CLIP actors need {workers * options.actor_cpus:g} CPUs beside the prepare "
+            f"tasks, and the Ray cluster has {cpus}: use --ray-workers {max(1, room)} or fewer, or add nodes"
+        )
 
 
 def _merge(writer: CatalogWriter, staging: Staging, names: list[str], progress: bool) -> None:

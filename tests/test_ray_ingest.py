@@ -34,7 +34,7 @@ CORPUS = (7, 1, 6)  # what the corpus gives: (ingested, duplicates, refused)
 
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
-    ray = pytest.importorskip("ray") if not os.environ.get("VIDREC_REQUIRE_RAY") else __import__("ray")
+    ray = pytest.importorskip("ray")  # the dev extra installs it
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     temp = tmp_path_factory.mktemp("ray")
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(temp), log_to_driver=False)
@@ -53,7 +53,7 @@ def corpus(tmp_path_factory) -> Path:
     return folder
 
 
-def on_ray(store: Store, inputs, staging: Path | None = None) -> dict:
+def on_ray(store: Store, inputs, staging: str | None = None) -> dict:
     options = IngestOptions(
         clip="tiny", progress=False, engine="ray", ray=RayOptions(workers=1, shard_videos=SHARD, staging=staging)
     )
@@ -139,8 +139,10 @@ def dying_once(marker: Path):
 def test_a_failing_task_and_a_dying_actor_lose_nothing_and_double_nothing(ray_cluster, corpus, tmp_path, monkeypatch):
     monkeypatch.setattr(ray_ingest, "prepare_shard", failing_once(tmp_path / "prepare-failed"))
     monkeypatch.setattr(ray_ingest, "ShardEmbedder", dying_once(tmp_path / "actor-died"))
-    report = on_ray(Store(tmp_path / "data"), [corpus])
+    staging = f"file://{tmp_path / 'elsewhere'}"  # a pyarrow filesystem URI
+    report = on_ray(Store(tmp_path / "data"), [corpus], staging=staging)
 
+    assert report["shards"]["location"] == staging and Staging.open(staging).shards() == {}
     assert (tmp_path / "prepare-failed").exists() and (tmp_path / "actor-died").exists()  # both faults happened
     assert (report["ingested"], report["duplicates"], len(report["failed"])) == CORPUS
     store = Store(tmp_path / "data", read_only=True)
@@ -217,6 +219,18 @@ def test_a_rerun_after_the_driver_was_killed_makes_only_the_missing_shards(ray_c
     assert store.videos.count() == 8 and staging.shards() == {}
 
 
-def test_an_unknown_engine_is_a_usage_error(tmp_path, cli):
+def test_an_unknown_engine_is_a_usage_error_and_a_missing_ray_says_how_to_install_it(tmp_path, cli, monkeypatch):
     code, _ = cli("--data-dir", tmp_path, "ingest", tmp_path, "--engine", "spark", "--json")
     assert code == 2
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    code, out = cli("--data-dir", tmp_path / "data", "ingest", tmp_path, "--engine", "ray", "--json")
+    assert code == 1 and "pip install 'vidrec[distributed]'" in out["error"]
+
+
+@pytest.mark.timeout(60)
+def test_more_actors_than_the_cluster_holds_are_refused_before_anything_runs(ray_cluster, corpus, tmp_path, cli):
+    code, out = cli(
+        "--data-dir", tmp_path, "ingest", corpus, "--clip", "tiny", "--engine", "ray", "--ray-workers", "9", "--json"
+    )
+    assert code == 1 and "--ray-workers 3 or fewer" in out["error"]
+    assert cli("--data-dir", tmp_path, "status", "--json")[1]["videos"] == 0
