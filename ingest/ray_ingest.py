@@ -16,8 +16,10 @@ cluster, with the results staged as Parquet shards and merged here by the one wr
 from __future__ import annotations
 
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from tqdm import tqdm
 
@@ -56,17 +58,20 @@ def ingest_on_ray(
     batches = [entries[i : i + size] for i in range(0, len(entries), size)]
     names = [shard_name(batch, clip_key, frames) for batch in batches]
     staged = staging.shards()
-    missing = {}
+    missing: dict[str, list[Entry]] = {}
     for name, batch in zip(names, batches):
         if name not in missing and not (name in staged and staging.readable(name)):
             missing[name] = batch
     with store.transaction():
         store.set_meta("staging", staging.location)  # so that `vidrec status` can say what waits there
+    started = time.perf_counter()
     if missing:
         source = ClipSource(
             record.spec, None if record.weights is None else str(record.weights), record.info.get("sha256")
         )
-        _stage(missing, staging, source, frames, batch_frames, writer, options, progress)
+        job = _StagingJob(writer, staging, source, frames, batch_frames, options, progress)
+        job.run(missing)
+    staged_at = time.perf_counter()
     unique = len(dict.fromkeys(names))
     writer.report.shards = {
         "location": staging.location,
@@ -74,48 +79,65 @@ def ingest_on_ray(
         "reused": unique - len(missing),
         "made": len(missing),
         "merged": 0,
+        "stage_seconds": round(staged_at - started, 3),
     }
     _merge(writer, staging, names, progress)
+    writer.report.shards["merge_seconds"] = round(time.perf_counter() - staged_at, 3)
 
 
-def _stage(missing, staging, source, frames, batch_frames, writer, options, progress) -> None:
-    with ray_cluster() as ray:
+@dataclass
+class _StagingJob:
+    """The shards still missing, made on the cluster: prepare tasks, then the CLIP actors that write them."""
+
+    writer: CatalogWriter
+    staging: Staging
+    source: ClipSource
+    frames: int
+    batch_frames: int
+    options: RayOptions
+    progress: bool
+
+    def run(self, missing: dict[str, list[Entry]]) -> None:
+        with ray_cluster() as ray:
+            made = self._made_on(ray, missing)
+        if made != set(missing):
+            raise EngineError(f"the Ray ingest made {len(made)} of {len(missing)} shards: run it again")
+
+    def _made_on(self, ray: Any, missing: dict[str, list[Entry]]) -> set[str]:
         import ray.data
 
         gpus, cpus = cluster_gpus(ray), cluster_cpus(ray)
-        workers = options.workers or max(1, gpus)
-        _check_room(workers, gpus, cpus, options)
+        workers = self.options.workers or max(1, gpus)
+        _check_room(workers, gpus, cpus, self.options)
         context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = progress
+        context.enable_progress_bars = self.progress
         context.retried_map_errors = True  # a prepare task that raised is tried again (twice) ...
         context.max_map_retries = 2  # ... and a dead worker or actor is retried by Ray itself
-        known = ray.put(frozenset(writer.owners))
+        known = ray.put(frozenset(self.writer.owners))
         rows = [{"shard": name, "entries": [entry_json(e) for e in batch]} for name, batch in missing.items()]
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
         dataset = dataset.map(
             prepare_shard,
-            fn_kwargs={"frames": frames, "known": known, "clip_version": writer.version},
-            num_cpus=options.prepare_cpus,
+            fn_kwargs={"frames": self.frames, "known": known, "clip_version": self.writer.version},
+            num_cpus=self.options.prepare_cpus,
         )
-        placement = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": options.actor_cpus}
+        placement = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": self.options.actor_cpus}
         dataset = dataset.map(
             ShardEmbedder,
             fn_constructor_kwargs={
-                "source": source,
-                "staging": staging.location if "://" in staging.location else staging.root,
-                "clip_version": writer.version,
-                "batch_frames": batch_frames,
+                "source": self.source,
+                "staging": self.staging,
+                "clip_version": self.writer.version,
+                "batch_frames": self.batch_frames,
                 "threads": max(1, cpus // workers),
             },
             compute=ray.data.ActorPoolStrategy(size=workers),
             **placement,
         )
         try:
-            made = {row["shard"] for row in dataset.iter_rows()}
+            return {row["shard"] for row in dataset.iter_rows()}
         except Exception as exc:
             raise EngineError(f"the Ray ingest failed: {_innermost(exc)}") from exc
-    if made != set(missing):
-        raise EngineError(f"the Ray ingest made {len(made)} of {len(missing)} shards: run it again")
 
 
 def _check_room(workers: int, gpus: int, cpus: int, options: RayOptions) -> None:

@@ -88,13 +88,13 @@ class ShardEmbedder:
     """A Ray Data actor: CLIP built once, then for each shard the embeddings of its prepared videos (the same
     `embed` as the local engine), written with them to the staging location."""
 
-    def __init__(self, source: ClipSource, staging: str, clip_version: int, batch_frames: int, threads: int):
+    def __init__(self, source: ClipSource, staging: Staging, clip_version: int, batch_frames: int, threads: int):
         import torch
 
         torch.set_num_threads(threads)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.clip = source.load(device)
-        self.staging = Staging.open(staging)
+        self.staging = staging
         self.clip_version, self.batch_frames = clip_version, batch_frames
 
     def __call__(self, row: dict) -> dict:

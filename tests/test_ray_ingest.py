@@ -207,7 +207,8 @@ def test_a_rerun_after_the_driver_was_killed_makes_only_the_missing_shards(ray_c
     ).to_json()
 
     made = set(asked.read_text().split())
-    assert report["shards"] == {
+    shards = {k: v for k, v in report["shards"].items() if not k.endswith("_seconds")}
+    assert shards == {
         "location": str(tmp_path / "data" / "staging"),
         "total": 4,
         "reused": 2,
