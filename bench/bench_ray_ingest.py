@@ -7,7 +7,7 @@ whole job (prepare, embed, stage, merge); Ray's include starting its actors and 
 one-video ingest on each engine measures that fixed cost, and the marginal overhead compares the cost of
 the videos past the first (what a large ingest pays). The cluster's own start is reported apart: a real
 cluster is started once, not per job. Also: the bare encoder's frames/s at the same batch size, and the CPU seconds a
-video's prepare step costs (for the capacity model in the README).
+video's prepare step costs, on the demo's clips and on 720p clips (for the capacity model in the README).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ingest import CACHE, bare_encode_fps, random_vit_b32  # noqa: E402
+from bench_ingest import CACHE, bare_encode_fps, random_vit_b32, synthetic_720p  # noqa: E402
 
 from app.demo import generate_world  # noqa: E402
 from ingest.pipeline import IngestOptions, ingest  # noqa: E402
@@ -61,9 +61,9 @@ def timed_ingest(spec: str, manifest: Path, engine: str, workers: int | None = N
     }
 
 
-def prepare_cpu_seconds(manifest: Path, n: int) -> float:
+def prepare_cpu_seconds(manifest: Path | None, n: int, paths: list[Path] | None = None) -> float:
     """CPU seconds of the prepare step (hash, probe, sample, JPEGs) per video, in this process."""
-    entries = collect([], manifest).entries[:n]
+    entries = collect(paths or [], manifest).entries[:n]
     started = time.process_time()
     for entry in entries:
         prepare_file(entry, FRAMES)
@@ -88,6 +88,8 @@ def main() -> None:
         "bare_encode_fps": round(bare_encode_fps(load_clip(spec), batches=3 if args.quick else 8), 1),
         "prepare_cpu_seconds_per_video": round(prepare_cpu_seconds(manifest, 16), 4),
     }
+    clips_720 = [synthetic_720p(CACHE / f"720p-10s-{i}.mp4", 10, seed=i) for i in range(3)]
+    results["prepare_cpu_seconds_per_720p_10s_video"] = round(prepare_cpu_seconds(None, 3, clips_720), 4)
     results["local_one_video"] = timed_ingest(spec, manifest, "local", limit=1)
     results["local"] = timed_ingest(spec, manifest, "local", limit=limit)
 

@@ -11,6 +11,7 @@ name and renamed when whole, so a reader never sees half a shard.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -98,13 +99,12 @@ class Staging:
         """Whether a staged shard is whole and ours (a damaged one is removed, to be made again)."""
         try:
             with self.fs.open_input_file(self.path(name)) as file:
-                meta = pq.read_metadata(file).metadata or {}
-            if meta.get(b"format") == FORMAT.encode():
-                return True
+                whole = (pq.read_metadata(file).metadata or {}).get(b"format") == FORMAT.encode()
         except Exception:
-            pass
-        self.remove(name)
-        return False
+            whole = False
+        if not whole:
+            self.remove(name)
+        return whole
 
     def write(self, name: str, table: pa.Table) -> None:
         self.fs.create_dir(self.root, recursive=True)
@@ -114,10 +114,8 @@ class Staging:
                 pq.write_table(table, out, compression="zstd")
             self.fs.move(temporary, self.path(name))
         except BaseException:
-            try:
+            with contextlib.suppress(Exception):
                 self.fs.delete_file(temporary)
-            except Exception:
-                pass
             raise
 
     def read(self, name: str) -> pa.Table:

@@ -65,13 +65,12 @@ def catalog(data_dir: Path) -> dict:
     store = Store(data_dir, read_only=True)
     videos = {}
     for video in store.videos.all():
-        row = store.db.execute("SELECT id FROM videos WHERE video_id = ?", (video.video_id,)).fetchone()
         videos[video.video_id] = {
             "path": video.path,
             "title": video.title,
-            "frames": store.videos.kept_frames(row[0]),
+            "frames": store.videos.kept_frames(video.id),
             "thumbnail": store.videos.thumbnails([video.video_id])[video.video_id],
-            "vectors": store.embeddings.of_video(row[0]),
+            "vectors": store.embeddings.of_video(video.id),
         }
     failures = sorted((f["path"], f["reason"]) for f in store.failures.all())
     store.close()
@@ -147,7 +146,7 @@ def test_a_failing_task_and_a_dying_actor_lose_nothing_and_double_nothing(ray_cl
     assert (report["ingested"], report["duplicates"], len(report["failed"])) == CORPUS
     store = Store(tmp_path / "data", read_only=True)
     assert store.videos.count() == 7 and len(store.failures.all()) == 6
-    assert store.db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 7
+    assert sum(store.embeddings.videos_per_version().values()) == 7  # one set of embeddings each
 
 
 DRIVER = """
