@@ -54,11 +54,12 @@ def timed_ingest(spec: str, manifest: Path, engine: str, workers: int | None = N
         report = ingest(Store(Path(tmp) / "data"), manifest=manifest, options=options)
         seconds = time.perf_counter() - started
     assert not report.failed, report.failed[:3]
-    return {
-        "videos": report.ingested,
-        "seconds": round(seconds, 2),
-        "fps": round(report.ingested * FRAMES / seconds, 1),
-    }
+    out = {"videos": report.ingested, "seconds": round(seconds, 2), "fps": round(report.ingested * FRAMES / seconds, 1)}
+    if report.shards:  # the one writer's merge, apart: the part a cluster cannot spread
+        merge = report.shards["merge_seconds"]
+        out.update(stage_seconds=report.shards["stage_seconds"], merge_seconds=merge)
+        out["merge_videos_per_second"] = round(report.ingested / max(merge, 1e-9))
+    return out
 
 
 def prepare_cpu_seconds(manifest: Path | None, n: int, paths: list[Path] | None = None) -> float:
