@@ -10,6 +10,7 @@ The versions a catalog has had are listed here (`vidrec clip list`) and the unus
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 from models.clip import DEFAULT_SPEC, ClipError, ClipModel, load_clip, parse_clip_spec
 
@@ -63,15 +64,21 @@ def load_catalog_version(store: Store, version: int, *, device: str | None = Non
     record = store.clips.get(version)
     if record is None:
         raise ClipError(f"the catalog has no CLIP version {version}")
-    if record.weights is not None:
-        if not record.weights.is_file():
-            raise ClipError(f"the catalog's CLIP weights are missing: {record.weights}")
-        if record.info.get("sha256") and sha256_file(record.weights) != record.info["sha256"]:
+    return load_checked(record.spec, record.weights, record.info.get("sha256"), device=device)
+
+
+def load_checked(spec: str, weights: Path | None, sha256: str | None, *, device: str | None = None) -> ClipModel:
+    """A CLIP version from its spec and the catalog's weights file, refused when the file is missing or its
+    checksum differs from the one recorded when it was written (also what a Ray worker loads)."""
+    if weights is not None:
+        if not weights.is_file():
+            raise ClipError(f"the catalog's CLIP weights are missing: {weights}")
+        if sha256 and sha256_file(weights) != sha256:
             raise ClipError(
-                f"the catalog's CLIP weights {record.weights} are damaged (their checksum differs from the one "
+                f"the catalog's CLIP weights {weights} are damaged (their checksum differs from the one "
                 f"recorded when they were written): restore them from a backup of the data dir"
             )
-    return load_clip(parse_clip_spec(record.spec), weights=record.weights, device=device)
+    return load_clip(parse_clip_spec(spec), weights=weights, device=device)
 
 
 def clip_versions(store: Store) -> list[dict]:

@@ -92,9 +92,9 @@ class _LocalRun:
 
     def __init__(self, writer: CatalogWriter, options: IngestOptions):
         self.writer, self.options = writer, options
+        self.done = 0
 
     def run(self, entries: list[Entry]) -> None:
-        done = 0
         progress = tqdm(
             total=len(entries),
             unit="video",
@@ -106,14 +106,12 @@ class _LocalRun:
         in_flight: deque[Future[tuple[Prepared, torch.Tensor | None]]] = deque()
         workers = max(1, self.options.workers)
         with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
-            for position, entry in enumerate(entries):  # results are taken in input order
+            for entry in entries:  # results are taken in input order
                 in_flight.append(pool.submit(self.prepare, entry))
-                while in_flight and (len(in_flight) >= 4 * workers or position == len(entries) - 1):
-                    self.writer.take(*in_flight.popleft().result())
-                    done += 1
-                    progress.update(1)
-                    if self.options.on_progress is not None:
-                        self.options.on_progress(done, len(entries))
+                if len(in_flight) >= 4 * workers:
+                    self.take(in_flight.popleft().result(), progress, len(entries))
+            while in_flight:
+                self.take(in_flight.popleft().result(), progress, len(entries))
         self.writer.flush()
         progress.close()
 
@@ -124,3 +122,10 @@ class _LocalRun:
         if isinstance(result, PreparedVideo):
             return result, pixels(clip, [j for _, j in result.frames])
         return result, None
+
+    def take(self, prepared: tuple[Prepared, torch.Tensor | None], progress: tqdm, total: int) -> None:
+        self.writer.take(*prepared)
+        self.done += 1
+        progress.update(1)
+        if self.options.on_progress is not None:
+            self.options.on_progress(self.done, total)

@@ -17,7 +17,6 @@ import pyarrow as pa
 
 from .prepare import PreparedVideo, prepare_file
 from .staging import Staging, entry_from_json, shard_results, shard_table
-from .store.checksums import sha256_file
 
 
 @dataclass(frozen=True)
@@ -32,27 +31,22 @@ class ClipSource:
     def load(self, device: str | None) -> Any:
         import huggingface_hub.constants as hub
 
-        from models.clip import ClipError, load_clip, parse_clip_spec
+        from models.clip import ClipError
+
+        from .catalog_clip import load_checked
 
         hub.HF_HUB_OFFLINE = True  # a worker reads caches only
-        node = socket.gethostname()
-        if self.weights is None:
-            try:
-                return load_clip(self.spec, device=device)
-            except ClipError as exc:
-                raise ClipError(
-                    f"on Ray node {node}: {exc} (workers read CLIP from the Hugging Face cache only: put the "
-                    f"cache on storage every node reads, HF_HOME, or ingest with --clip NAME:PATH)"
-                ) from exc
-        path = Path(self.weights)
-        if not path.is_file():
-            raise ClipError(
-                f"the catalog's CLIP weights {path} are not readable on Ray node {node}: keep the data dir (or "
-                f"its clip/ folder) on storage every node reads at the same path"
+        weights = None if self.weights is None else Path(self.weights)
+        try:
+            return load_checked(self.spec, weights, self.sha256, device=device)
+        except ClipError as exc:
+            where = (
+                "keep the data dir (or its clip/ folder) on storage every node reads at the same path"
+                if weights is not None
+                else "workers read pretrained CLIP weights from the Hugging Face cache only: put it on storage "
+                "every node reads (HF_HOME), or ingest with --clip NAME:PATH"
             )
-        if self.sha256 and sha256_file(path) != self.sha256:
-            raise ClipError(f"the CLIP weights {path} on Ray node {node} differ from the catalog's (checksum)")
-        return load_clip(parse_clip_spec(self.spec), weights=path, device=device)
+            raise ClipError(f"on Ray node {socket.gethostname()}: {exc} ({where})") from exc
 
 
 def table_bytes(table: pa.Table) -> bytes:

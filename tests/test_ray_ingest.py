@@ -234,3 +234,19 @@ def test_more_actors_than_the_cluster_holds_are_refused_before_anything_runs(ray
     )
     assert code == 1 and "--ray-workers 3 or fewer" in out["error"]
     assert cli("--data-dir", tmp_path, "status", "--json")[1]["videos"] == 0
+
+
+@pytest.mark.unit
+def test_a_worker_that_cannot_read_the_catalogs_clip_weights_says_where_and_what_to_do(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hub
+
+    from ingest.ray_workers import ClipSource
+    from models.clip import ClipError
+
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", hub.HF_HUB_OFFLINE)  # a worker sets it; this process gets it back
+
+    with pytest.raises(ClipError, match="on Ray node .*missing.*storage every node reads at the same path"):
+        ClipSource("tiny", str(tmp_path / "v1.safetensors"), None).load("cpu")
+    (tmp_path / "v1.safetensors").write_bytes(b"other bytes")
+    with pytest.raises(ClipError, match="on Ray node .*damaged"):
+        ClipSource("tiny", str(tmp_path / "v1.safetensors"), "0" * 64).load("cpu")
