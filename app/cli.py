@@ -94,6 +94,8 @@ def ingest_command(
     """Add videos to the catalog: decode, sample frames, embed with CLIP, store."""
     if not paths and manifest is None:
         raise typer.BadParameter("give video files or folders, or --manifest")
+    if engine != "ray" and (ray_workers is not None or staging is not None):
+        raise typer.BadParameter("--ray-workers and --staging go with --engine ray")
 
     def body():
         report = open_api(create=True).ingest(

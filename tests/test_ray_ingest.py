@@ -222,6 +222,8 @@ def test_a_rerun_after_the_driver_was_killed_makes_only_the_missing_shards(ray_c
 def test_an_unknown_engine_is_a_usage_error_and_a_missing_ray_says_how_to_install_it(tmp_path, cli, monkeypatch):
     code, _ = cli("--data-dir", tmp_path, "ingest", tmp_path, "--engine", "spark", "--json")
     assert code == 2
+    code, _ = cli("--data-dir", tmp_path, "ingest", tmp_path, "--ray-workers", "2", "--json")  # forgot --engine ray
+    assert code == 2
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     code, out = cli("--data-dir", tmp_path / "data", "ingest", tmp_path, "--engine", "ray", "--json")
     assert code == 1 and "pip install 'vidrec[distributed]'" in out["error"]
