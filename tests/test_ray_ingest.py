@@ -8,11 +8,13 @@ behind a task holding a whole one.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -252,3 +254,27 @@ def test_a_worker_that_cannot_read_the_catalogs_clip_weights_says_where_and_what
     (tmp_path / "v1.safetensors").write_bytes(b"other bytes")
     with pytest.raises(ClipError, match="on Ray node .*damaged"):
         ClipSource("tiny", str(tmp_path / "v1.safetensors"), "0" * 64).load("cpu")
+
+
+@pytest.mark.timeout(150)
+def test_the_command_starts_a_private_local_cluster_and_leaves_nothing_behind(corpus, tmp_path):
+    """`vidrec ingest --engine ray` in a fresh process without RAY_ADDRESS: its own cluster, one JSON document
+    on stdout, and no temp files left (Ray's socket paths must stay short, hence a short TMPDIR of our own)."""
+    temp = Path(tempfile.mkdtemp(prefix="vr-", dir="/tmp"))
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"TMPDIR": str(temp)}
+        done = subprocess.run(
+            [sys.executable, "-m", "app.cli", "--data-dir", str(tmp_path / "data"), "ingest", str(corpus / "clip0.mp4")]
+            + ["--clip", "tiny", "--engine", "ray", "--json"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=140,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        report = json.loads(done.stdout)
+        assert report["ingested"] == 1 and report["shards"]["merged"] == 1
+        assert list(temp.iterdir()) == []  # the cluster's temp dir went with it
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
