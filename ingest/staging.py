@@ -126,10 +126,8 @@ class Staging:
             raise StagingError(f"cannot read the staged shard {self.path(name)}: {exc}") from exc
 
     def remove(self, name: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.delete_file(self.path(name))
-        except FileNotFoundError:
-            pass
 
 
 def shard_name(entries: list[Entry], clip_key: str, frames: int) -> str:
