@@ -260,16 +260,30 @@ def similar_command(
 
 @app.command("recommend")
 def recommend_command(
-    user: str = typer.Option(..., "--user", help="A user id (an unknown one gets a cold-start list)."),
+    user: str | None = typer.Option(None, "--user", help="A user id (an unknown one gets a cold-start list)."),
+    all_users: bool = typer.Option(False, "--all-users", help="Every user's list, to --out (Parquet)."),
     hour: int | None = typer.Option(None, "--hour", min=0, max=23, help="Local hour (default: now)."),
     weekday: int | None = typer.Option(None, "--weekday", min=0, max=6, help="0 = Monday (default: today)."),
     device: str | None = typer.Option(None, "--device", help="(default: the user's usual one)"),
     region: str | None = typer.Option(None, "--region", help="(default: the user's usual one)"),
     k: int = KOption,
     model: str | None = model_commands.ModelOption,
+    out: Path | None = typer.Option(None, "--out", help="With --all-users: the Parquet file to write."),
+    engine: str = EngineOption,
+    ray_workers: int | None = typer.Option(
+        None, "--ray-workers", min=1, help="With --all-users --engine ray: model replicas (default 1)."
+    ),
     as_json: bool = JsonOption,
 ):
     """Personalised recommendations in a context, with per-task scores and reasons."""
+    if all_users:
+        _check_batch_options(user, hour, weekday, out)
+        run(as_json, lambda: _recommend_all(hour, weekday, device, region, k, model, out, engine, ray_workers, as_json))
+        return
+    if user is None:
+        raise typer.BadParameter("give --user U, or --all-users")
+    if out is not None or engine != "local" or ray_workers is not None:
+        raise typer.BadParameter("--out, --engine and --ray-workers go with --all-users")
 
     def body():
         api = open_api(read_only=True)
@@ -285,6 +299,32 @@ def recommend_command(
         emit(result, as_json, "\n".join(lines))
 
     run(as_json, body)
+
+
+def _check_batch_options(user, hour, weekday, out) -> None:
+    if user is not None:
+        raise typer.BadParameter("give --user U or --all-users, not both")
+    if hour is None or weekday is None or out is None:
+        raise typer.BadParameter("--all-users needs --hour, --weekday and --out (a batch never means 'now')")
+
+
+def _recommend_all(hour, weekday, device, region, k, model, out, engine, ray_workers, as_json) -> None:
+    from index.batch_recommend import BatchContext, recommend_all_users
+
+    result = recommend_all_users(
+        data_dir(),
+        BatchContext(hour, weekday, device, region),
+        out,
+        k,
+        model_id=model,
+        engine=engine,
+        workers=ray_workers,
+        progress=progress_wanted(as_json),
+    )
+    text = f"{result['rows']} rows for {result['users']} users in {result['out']} ({result['seconds']} s)"
+    emit(result, as_json, text)
+    if not result["users"]:
+        raise typer.Exit(1)  # nobody to recommend to
 
 
 def _index_line(i: dict) -> str:

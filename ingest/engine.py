@@ -76,3 +76,16 @@ def cluster_gpus(ray: Any) -> int:
 
 def cluster_cpus(ray: Any) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def check_room(ray: Any, workers: int, actor_cpus: float, what: str, beside: float = 0.0) -> None:
+    """Refuse an actor pool the cluster cannot hold (with `beside` CPUs left for tasks): Ray Data would wait
+    for ever for room that never comes."""
+    cpus = cluster_cpus(ray)
+    room = int((cpus - beside) / actor_cpus)
+    if workers > room:
+        tasks = " beside the tasks they feed on" if beside else ""
+        raise EngineError(
+            f"--ray-workers {workers} {what} need {workers * actor_cpus:g} CPUs{tasks}, and the Ray cluster has "
+            f"{cpus}: use --ray-workers {max(1, room)} or fewer, or add nodes"
+        )

@@ -23,7 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .engine import EngineError, cluster_cpus, cluster_gpus, ray_cluster
+from .engine import EngineError, check_room, cluster_cpus, cluster_gpus, ray_cluster
 from .ray_workers import ClipSource, ShardEmbedder, prepare_shard
 from .sources import Entry
 from .staging import Staging, entry_json, shard_name, shard_results
@@ -108,7 +108,10 @@ class _StagingJob:
 
         gpus, cpus = cluster_gpus(ray), cluster_cpus(ray)
         workers = self.options.workers or max(1, gpus)
-        _check_room(workers, gpus, cpus, self.options)
+        if gpus and workers > gpus:
+            raise EngineError(f"--ray-workers {workers} asks for one GPU each, and the Ray cluster has {gpus} GPUs")
+        if not gpus:
+            check_room(ray, workers, self.options.actor_cpus, "CLIP actors", beside=self.options.prepare_cpus)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = self.progress
         context.retried_map_errors = True  # a prepare task that raised is tried again (twice) ...
@@ -138,18 +141,6 @@ class _StagingJob:
             return {row["shard"] for row in dataset.iter_rows()}
         except Exception as exc:
             raise EngineError(f"the Ray ingest failed: {_innermost(exc)}") from exc
-
-
-def _check_room(workers: int, gpus: int, cpus: int, options: RayOptions) -> None:
-    """Refuse an actor pool the cluster cannot hold beside one prepare task: Ray Data would wait for ever."""
-    if gpus and workers > gpus:
-        raise EngineError(f"--ray-workers {workers} asks for one GPU each, and the Ray cluster has {gpus} GPUs")
-    room = int((cpus - options.prepare_cpus) / options.actor_cpus)
-    if not gpus and workers > room:
-        raise EngineError(
-            f"--ray-workers {workers} CLIP actors need {workers * options.actor_cpus:g} CPUs beside the prepare "
-            f"tasks, and the Ray cluster has {cpus}: use --ray-workers {max(1, room)} or fewer, or add nodes"
-        )
 
 
 def _merge(writer: CatalogWriter, staging: Staging, names: list[str], progress: bool) -> None:

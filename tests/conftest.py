@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -105,3 +106,13 @@ def trained_catalog(tuned_catalog, tmp_path_factory):
 
 
 TRAIN_EPOCHS = 8
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """One local Ray cluster for the whole session (2 CPUs; its temp files under the session's tmp path)."""
+    ray = pytest.importorskip("ray")  # the dev extra installs it
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp_path_factory.mktemp("ray")), log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -1,8 +1,8 @@
 """Ingest on Ray (`vidrec ingest --engine ray`): the same catalog as the local engine, and nothing lost or
 doubled when a task fails, an actor dies or the driver is killed (docs/architecture.md, "Scaling out").
 
-One Ray cluster serves the whole module (the `ray_cluster` fixture: 2 CPUs, temp files under the test's tmp
-path); every test has a timeout, and the work asks for fractions of a CPU so the actor pool never waits
+One Ray cluster serves the whole test session (conftest's `ray_cluster`: 2 CPUs, temp files under the
+test's tmp path); every test has a timeout, and the work asks for fractions of a CPU so the actor pool never waits
 behind a task holding a whole one.
 """
 
@@ -32,16 +32,6 @@ from ingest.store import Store
 ROOT = Path(__file__).resolve().parent.parent
 SHARD = 3  # videos per shard: the corpora below make several shards
 CORPUS = (7, 1, 6)  # what the corpus gives: (ingested, duplicates, refused)
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    ray = pytest.importorskip("ray")  # the dev extra installs it
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    temp = tmp_path_factory.mktemp("ray")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(temp), log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -87,6 +87,10 @@ class Interactions:
             )
         ]
 
+    def user_ids(self) -> list[str]:
+        """Every user with interactions, in id order (batch recommendations go through them all)."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT user_id FROM interactions ORDER BY user_id")]
+
     def audience(self, video_id: str) -> tuple[int, int, int]:
         """(impressions, clicks, likes) of one video."""
         row = self.db.execute(
