@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -46,6 +46,7 @@ SCHEMA = pa.schema(
     ]
 )
 USERS_PER_BATCH = 256
+ACTOR_CPUS = 0.5  # per model replica (Ray): fractions, so that a small cluster holds them
 
 
 @dataclass(frozen=True)
@@ -116,17 +117,33 @@ def recommend_all_users(
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.partial")
     rows = 0
-    with pq.ParquetWriter(temporary, SCHEMA) as writer, _progress(len(user_ids) * k, progress) as bar:
-        for table in _tables(data_dir, user_ids, context, k, model_id, engine, workers, users_per_batch):
-            writer.write_table(table)
-            rows += table.num_rows
-            bar.update(table.num_rows)
+    try:
+        with pq.ParquetWriter(temporary, SCHEMA) as writer, _progress(len(user_ids) * k, progress) as bar:
+            for table in _tables(data_dir, user_ids, context, k, model_id, engine, workers, users_per_batch):
+                writer.write_table(table)
+                rows += table.num_rows
+                bar.update(table.num_rows)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     temporary.replace(out)  # a reader never sees half a file
     return {"users": len(user_ids), "rows": rows, "out": str(out), "seconds": round(time.perf_counter() - started, 3)}
 
 
-def _tables(data_dir, user_ids: list[str], context: BatchContext, k: int, model_id, engine, workers, size) -> Any:
+def _tables(
+    data_dir: Path | str,
+    user_ids: list[str],
+    context: BatchContext,
+    k: int,
+    model_id: str | None,
+    engine: str,
+    workers: int | None,
+    size: int,
+) -> Iterator[pa.Table]:
+    """The rows, a batch of users at a time, in the order of `user_ids`."""
     batches = [user_ids[i : i + size] for i in range(0, len(user_ids), size)]
+    if not batches:
+        return
     if engine == "local":
         api = Vidrec(data_dir, read_only=True)
         for batch in batches:
@@ -154,9 +171,6 @@ def _tables(data_dir, user_ids: list[str], context: BatchContext, k: int, model_
         )
         for table in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
             yield table.select(SCHEMA.names).cast(SCHEMA)
-
-
-ACTOR_CPUS = 0.5  # per model replica: fractions, so that a small cluster holds them
 
 
 def _progress(total: int, enabled: bool) -> tqdm:
