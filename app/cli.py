@@ -33,6 +33,8 @@ from app.common import (
 )
 from app.demo.command import DEMO_USERS, DEMO_VIDEOS, metric_lines, run_demo
 from app.serve import DEFAULT_PORT, HOST, port_free, serve
+from index.api import Vidrec
+from index.vector_index import IndexConfig
 from ingest.interactions import import_interactions
 from ingest.pipeline import IngestOptions
 from ingest.ray_ingest import RayOptions
@@ -330,20 +332,32 @@ def _recommend_all(hour, weekday, device, region, k, model, out, engine, ray_wor
 def _index_line(i: dict) -> str:
     if i["action"] == "skipped":
         return f"{i['name']:8} skipped: {i['reason']}"
+    shards = len(i.get("shards") or []) or 1
+    where = f"in {shards} shards " if shards > 1 else ""
     return (
-        f"{i['name']:8} {i['type']:6} {i['size']:>9} vectors on {i['device']}, recall@10 {i['recall']} ({i['action']})"
+        f"{i['name']:8} {i['type']:6} {i['size']:>9} vectors {where}on {i['device']}, recall@10 {i['recall']} "
+        f"({i['action']})"
     )
 
 
 @app.command("index")
 def index_command(
     rebuild: bool = typer.Option(False, "--rebuild", help="Build every index anew from the store."),
+    shards: int | None = typer.Option(
+        None,
+        "--shards",
+        min=1,
+        help="Cut each index into N shards (1: one index again; default: as many as the memory budget asks, "
+        "or as the index has).",
+    ),
+    engine: str = EngineOption,
     as_json: bool = JsonOption,
 ):
     """Build or update the indexes from the store (a damaged index file is found and rebuilt)."""
 
     def body():
-        indexes = open_api().refresh_indexes(rebuild)
+        api = Vidrec(data_dir(), index_config=IndexConfig(shards=shards), engine=engine)
+        indexes = api.refresh_indexes(rebuild)
         emit({"indexes": indexes}, as_json, "\n".join(map(_index_line, indexes)))
 
     run(as_json, body)

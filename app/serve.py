@@ -16,8 +16,9 @@ from pathlib import Path
 
 import typer
 
-from app.common import Failure, data_dir, run
+from app.common import EngineOption, Failure, data_dir, run
 from app.ui.uploads import UPLOAD_LIMIT_MB
+from ingest.engine import check_engine
 from ingest.store import DataDir
 
 MAIN = Path(__file__).resolve().parent / "ui" / "main.py"
@@ -75,14 +76,18 @@ def port_free(port: int) -> bool:
     return True
 
 
-def serve(data_dir: Path | str, port: int = DEFAULT_PORT, open_message: bool = True) -> int:
-    """Run the UI until interrupted; returns streamlit's exit status. `vidrec demo` ends with this."""
+def serve(data_dir: Path | str, port: int = DEFAULT_PORT, open_message: bool = True, engine: str = "local") -> int:
+    """Run the UI until interrupted; returns streamlit's exit status. `vidrec demo` ends with this. `engine`
+    "ray": sharded indexes are searched through Ray actors (the app connects as `ray_cluster` does)."""
     folder = DataDir(data_dir).root
     if not DataDir(folder).database.is_file():
         raise Failure(f"no catalog in {folder} (run `vidrec demo` or `vidrec ingest` first)")
     if not port_free(port):
         raise Failure(f"port {port} on {HOST} is in use: choose another with --port")
-    env = dict(os.environ, VIDREC_DATA_DIR=str(folder), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    check_engine(engine)
+    env = dict(
+        os.environ, VIDREC_DATA_DIR=str(folder), VIDREC_ENGINE=engine, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false"
+    )
     if open_message:
         print(f"vidrec web UI: http://{HOST}:{port}/  (data: {folder}; Ctrl+C stops it)", file=sys.stderr, flush=True)
     # streamlit's own messages go to stderr too: `vidrec demo --json` keeps stdout for its one JSON document
@@ -111,11 +116,14 @@ def serve(data_dir: Path | str, port: int = DEFAULT_PORT, open_message: bool = T
 
 def register(app: typer.Typer) -> None:
     @app.command("serve")
-    def serve_command(port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, help="Port on 127.0.0.1.")):
+    def serve_command(
+        port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, help="Port on 127.0.0.1."),
+        engine: str = EngineOption,
+    ):
         """The web UI on 127.0.0.1 (headless; open the printed address in a browser)."""
 
         def body():
-            code = serve(data_dir(), port)
+            code = serve(data_dir(), port, engine=engine)
             if code not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
                 raise typer.Exit(code)
 

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from ingest.engine import check_engine
 from ingest.learning import ModelError, TrainOptions, train_and_save
 from ingest.learning.checkpoint import serving_model_id
 from ingest.pipeline import IngestOptions, IngestReport, ingest
@@ -29,7 +30,10 @@ class Vidrec:
     """`read_only=True` is the serving side (search, similar, recommend, status, the UI): the store is opened
     read-only, the objects follow the store as jobs change it, queries run one thread each, and feedback goes
     through a second, writable connection, one short transaction each. Otherwise it is a job's: ingest,
-    remove and index take the data directory's writer lock."""
+    remove and index take the data directory's writer lock.
+
+    `engine="ray"`: a job fills sharded indexes' shards with Ray tasks; the serving side searches them through
+    one Ray actor per shard (index/ray_shards.py), connected for the life of the process."""
 
     def __init__(
         self,
@@ -39,11 +43,13 @@ class Vidrec:
         read_only: bool = False,
         index_config: IndexConfig = IndexConfig(),
         recommend_config: RecommendConfig = RecommendConfig(),
+        engine: str = "local",
     ):
+        check_engine(engine)
         self.store = Store(data_dir, create=create and not read_only, read_only=read_only)
         if read_only:
             serve_one_thread_per_query()
-        self.indexes = {FUSED: CatalogIndex(self.store, FUSED, index_config)}
+        self.indexes = {FUSED: CatalogIndex(self.store, FUSED, index_config, engine=engine)}
         self.searcher = Searcher(self.store, index=self.indexes[FUSED])
         self.recommender = Recommender(self.store, self.searcher, recommend_config)
         self._feedback_store: Store | None = None

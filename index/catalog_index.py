@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ingest.store import Store
+from ingest.store import IndexFiles, Store
 from models.fusion import FusionWeights, fuse_catalog
 
-from .vector_index import FaissIndex, IndexConfig, IndexFileError, IndexInfo, VectorIndex, choose_type
+from .shards import ShardedIndex, build_index_for, described_shards, fill_here, load_index, shard_count, sharded_type
+from .vector_index import IndexConfig, IndexFileError, IndexInfo, VectorIndex, choose_type
 
 FUSED = "fused"  # frames + text of every video: similar videos, text and image search
 logger = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ def fused_vectors(
 class CatalogIndex:
     """One named index over the catalog, loaded or (re)built on demand. `source(since)` gives the
     (ids, vectors) to index, all of them or those changed after a revision (default: fused CLIP
-    vectors); `extra_stamp` names whatever else the vectors depend on (e.g. a model id)."""
+    vectors); `extra_stamp` names whatever else the vectors depend on (e.g. a model id). With the `ray`
+    engine a job fills a sharded index's shards on Ray, and a reader serves it from one actor per shard."""
 
     store: Store
     name: str = FUSED
@@ -66,6 +68,7 @@ class CatalogIndex:
     weights: FusionWeights = FusionWeights()
     source: Source | None = None
     extra_stamp: dict = field(default_factory=dict)
+    engine: str = "local"
     index: VectorIndex | None = None
     action: str = ""  # what the last `ensure` did: loaded, updated, built
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -98,7 +101,7 @@ class CatalogIndex:
             with self.store.snapshot():  # what the update reads is one revision
                 stamp = self.stamp()
                 if rebuild:
-                    self.index, self._saved = self._rebuild(stamp), None
+                    self.index = self._rebuild(stamp)
                 elif self.index is None or self.index.info.stamp != stamp:
                     self.index = self._current(stamp)
                 if self._unsaved(stamp):
@@ -116,14 +119,15 @@ class CatalogIndex:
         """The index for `stamp`: the one in memory or on disk, updated where it can be, else rebuilt."""
         index = self.index
         if index is None:
-            files = self.store.paths.index_files(self.name)
             try:
-                index = FaissIndex.load(files)
+                index = self._load()
                 self.action, self._saved = "loaded", dict(index.info.stamp)
             except IndexFileError as exc:
-                if files.data.exists():
+                if self.files.description.exists():
                     logger.warning("rebuilding the %s index: %s", self.name, exc)
                 return self._rebuild(stamp)
+        if self.config.shards and self.config.shards != max(1, len(index.info.shards)):
+            return self._rebuild(stamp)  # asked for another number of shards
         old = index.info.stamp
         if {k: v for k, v in old.items() if k != "revision"} != {k: v for k, v in stamp.items() if k != "revision"}:
             return self._rebuild(stamp)  # another catalog, CLIP version or model
@@ -133,12 +137,44 @@ class CatalogIndex:
             return self._update(index, stamp) or self._rebuild(stamp)
         return index
 
+    def _load(self) -> VectorIndex:
+        if self._serves_from_ray() and described_shards(self.files) > 1:
+            from .ray_shards import RayShardedIndex  # imports Ray's pieces only for an engine that uses them
+
+            return RayShardedIndex.load(self.files)
+        return load_index(self.files)
+
+    def _serves_from_ray(self) -> bool:
+        """A reader with the ray engine searches sharded indexes through actors; a job builds them here."""
+        return self.engine == "ray" and self.store.read_only
+
+    def _shards(self, n: int, dim: int) -> int:
+        """`config.shards` when given; else as many as the index on disk has, or more if the memory budget
+        asks for more: a number chosen with `index --shards` is kept until changed."""
+        if self.config.shards:
+            return self.config.shards
+        current = len(self.index.info.shards) if self.index is not None else described_shards(self.files)
+        return max(shard_count(n, dim, self.config), current)
+
+    @property
+    def files(self) -> IndexFiles:
+        return self.store.paths.index_files(self.name)
+
     def _rebuild(self, stamp: dict) -> VectorIndex:
         ids, vectors = self.vectors()
         if len(ids) == 0:
             raise IndexFileError("the catalog has no embedded videos to index")
-        self.action = "built"
-        return FaissIndex.build(self.name, vectors, ids, self.config, stamp)
+        self.action, self._saved = "built", None  # whatever the files hold, this is not it
+        shards = self._shards(len(ids), vectors.shape[1])
+        fill = fill_here
+        if self.engine == "ray":
+            from .ray_shards import fill_on_ray as fill
+        index = build_index_for(self.name, vectors, ids, shards, self.config, stamp, fill)
+        if self._serves_from_ray() and isinstance(index, ShardedIndex):
+            from .ray_shards import RayShardedIndex
+
+            return RayShardedIndex.from_local(index)
+        return index
 
     def _update(self, index: VectorIndex, stamp: dict) -> VectorIndex | None:
         """A copy of the index brought to the store's revision in place; None where only a rebuild will do."""
@@ -148,8 +184,11 @@ class CatalogIndex:
         stale = ((indexed - current) | set(self.store.videos.changed_since(since).tolist())) & indexed
         if index.info.type == "hnsw" and stale:
             return None  # HNSW cannot remove
-        size = len(current)
-        if choose_type(size, index.info.dim, self.config) != index.info.type or size > 2 * max(1, index.info.size):
+        size, shards = len(current), max(1, len(index.info.shards))
+        if self._shards(size, index.info.dim) != shards:
+            return None  # the memory budget asks for more shards
+        kind = (sharded_type if shards > 1 else choose_type)(size, index.info.dim, self.config)
+        if kind != index.info.type or size > 2 * max(1, index.info.size):
             return None  # grown into another kind (or far past what IVF was trained on)
         fresh_ids, fresh = self.vectors(since)
         updated = index.copy() if index is self.index else index
@@ -160,7 +199,7 @@ class CatalogIndex:
         return updated
 
     def _save(self, index: VectorIndex) -> None:
-        index.save(self.store.paths.index_files(self.name))
+        index.save(self.files)
         self.store.describe_index(index.describe())
         self._saved = dict(index.info.stamp)
 

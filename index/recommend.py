@@ -118,6 +118,7 @@ class Recommender:
             self.store,
             self.store.paths.model_index_name(model.model_id),
             self.searcher.index.config,
+            engine=self.searcher.index.engine,
             source=source,
             extra_stamp={"model": model.model_id},
         )

@@ -14,6 +14,7 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import faiss
@@ -38,6 +39,7 @@ class IndexConfig:
     sample_queries: int = 500
     k: int = 10
     force_type: str | None = None  # one of TYPES, to override the choice (tests, benchmarks)
+    shards: int | None = None  # None: as the memory budget asks (one shard for any index that fits it)
 
 
 class IndexFileError(Exception):
@@ -60,6 +62,7 @@ class IndexInfo:
     stamp: dict = field(default_factory=dict)  # what it was built from (catalog revision, CLIP version)
     ids_digest: str = ""  # sha1 of the int64 ids it holds, kept in a file beside it
     sha256: str = ""  # of the FAISS file: a flipped byte inside it is found on load, not served
+    shards: list[dict] = field(default_factory=list)  # a sharded index's files: {file, size, bytes, sha256} each
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -90,7 +93,15 @@ def choose_type(n: int, dim: int, config: IndexConfig) -> str:
 
 def build_index(vectors: np.ndarray, ids: np.ndarray, kind: str, config: IndexConfig = IndexConfig()):
     """A CPU index of `kind` over float32 vectors [N, D] with int64 ids, inner-product metric."""
-    vectors, ids = _check(vectors, ids)
+    vectors, ids = check_vectors(vectors, ids)
+    index, params = trained_index(vectors, kind, config)
+    index.add_with_ids(vectors, ids)
+    return index, params
+
+
+def trained_index(vectors: np.ndarray, kind: str, config: IndexConfig = IndexConfig()):
+    """An empty CPU index of `kind`, trained on (a sample of) `vectors` where the type needs training: the
+    template that one index, or every shard of a sharded one, is filled from."""
     n, dim = vectors.shape
     params: dict = {}
     index: faiss.Index
@@ -111,7 +122,7 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, kind: str, config: IndexCo
                 quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
             )
         else:
-            m = _pq_subquantizers(dim)
+            m = pq_subquantizers(dim)
             nbits = 8 if n >= 256 * 39 else 4  # 8-bit codebooks need ~10k training points
             index = faiss.IndexIVFPQ(quantizer, dim, nlist, m, nbits, faiss.METRIC_INNER_PRODUCT)
             params.update(m=m, nbits=nbits)
@@ -120,11 +131,10 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, kind: str, config: IndexCo
         index.train(train)
     else:
         raise ValueError(f"unknown index type {kind!r}; one of {', '.join(TYPES)}")
-    index.add_with_ids(vectors, ids)
     return index, params
 
 
-def _pq_subquantizers(dim: int) -> int:
+def pq_subquantizers(dim: int) -> int:
     """PQ codes of about 4 dimensions each (dim must divide evenly): 16x smaller than float32 vectors."""
     for m in (dim // 4, dim // 2, dim):
         if m >= 1 and dim % m == 0:
@@ -196,7 +206,7 @@ def _inner(index):
     return faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
 
 
-def _check(vectors: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def check_vectors(vectors: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     if vectors.ndim != 2 or len(vectors) != len(ids):
@@ -250,7 +260,7 @@ class FaissIndex:
         stamp: dict | None = None,
     ) -> FaissIndex:
         """Choose, build, tune, and (when there is a GPU) move an index."""
-        vectors, ids = _check(vectors, ids)
+        vectors, ids = check_vectors(vectors, ids)
         started = time.perf_counter()
         kind = choose_type(len(vectors), vectors.shape[1], config)
         native, params = build_index(vectors, ids, kind, config)
@@ -273,34 +283,15 @@ class FaissIndex:
     @classmethod
     def load(cls, files: IndexFiles) -> FaissIndex:
         """Read an index, its description and its ids; IndexFileError if anything about them is off."""
-        if not files.data.is_file() or not files.description.is_file():
+        if not files.data.is_file():
             raise IndexFileError(f"no index at {files.data}")
-        try:
-            described = json.loads(files.description.read_text())
-            info = IndexInfo(**{k: v for k, v in described.items() if k != "bytes"})
-        except (ValueError, TypeError) as exc:
-            raise IndexFileError(f"{files.description.name} is unreadable: {exc}") from exc
-        if files.data.stat().st_size != described.get("bytes"):
-            raise IndexFileError(
-                f"{files.data.name} has {files.data.stat().st_size} bytes, its description says "
-                f"{described.get('bytes')}"
-            )
-        if checksum_differs(files.data, info.sha256):
-            raise IndexFileError(f"{files.data.name} is damaged (its checksum differs from its description's)")
-        try:
-            native = faiss.read_index(str(files.data))
-        except RuntimeError as exc:
-            raise IndexFileError(f"{files.data.name} is unreadable: {' '.join(str(exc).split())[:200]}") from exc
+        info, described = read_description(files)
+        native = read_native(files.data, described.get("bytes"), info.sha256)
         if native.ntotal != info.size or native.d != info.dim:
             raise IndexFileError(
                 f"{files.data.name} holds {native.ntotal}x{native.d}, its description says {info.size}x{info.dim}"
             )
-        try:
-            ids = np.load(files.ids)
-        except (OSError, ValueError) as exc:
-            raise IndexFileError(f"{files.ids.name} is unreadable: {exc}") from exc
-        if _digest(ids) != info.ids_digest:
-            raise IndexFileError(f"{files.ids.name} does not hold the ids the index was written with")
+        ids = read_ids(files, info)
         set_search_params(native, info.search)
         native, info.device = to_device(native)
         return cls(native, info, ids)
@@ -312,15 +303,10 @@ class FaissIndex:
     def copy(self) -> FaissIndex:
         """FAISS indexes are not safe to change while another thread searches them: readers update a copy and
         swap it in."""
-        if self.info.device == "cpu":
-            native = faiss.clone_index(self.native)
-        else:
-            native, _ = to_device(faiss.index_gpu_to_cpu(self.native))
-        set_search_params(native, self.info.search)
-        return FaissIndex(native, copy.deepcopy(self.info), self._ids.copy())
+        return FaissIndex(clone_native(self.native, self.info), copy.deepcopy(self.info), self._ids.copy())
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        vectors, ids = _check(vectors, ids)
+        vectors, ids = check_vectors(vectors, ids)
         if len(ids):
             self.native.add_with_ids(vectors, ids)
             self._ids = np.union1d(self._ids, ids)
@@ -345,19 +331,81 @@ class FaissIndex:
         """The ids first, then the index, then its description, each to a temporary name and renamed: a crash
         (or a full disk) leaves the old set or the new one and no temporary file, and the description (written
         last) names the others' size and checksums, so a mismatch or a damaged byte is detected on load."""
-        with replacing(files.ids) as tmp, open(tmp, "wb") as f:
-            np.save(f, self._ids)
-        self.info.ids_digest = _digest(self._ids)
-        cpu = faiss.index_gpu_to_cpu(self.native) if self.info.device != "cpu" else self.native
-        with replacing(files.data) as tmp:
-            faiss.write_index(cpu, str(tmp))
-            self.info.sha256 = sha256_file(tmp)
-        write_text_atomically(
-            files.description, json.dumps({**self.info.to_json(), "bytes": files.data.stat().st_size})
-        )
+        write_ids(files, self._ids, self.info)
+        size, self.info.sha256 = write_native(self.native, files.data, self.info.device)
+        self.info.shards = []
+        write_text_atomically(files.description, json.dumps({**self.info.to_json(), "bytes": size}))
+        for stale in files.shard_files():  # what a sharded index of this name left
+            stale.unlink(missing_ok=True)
 
     def describe(self) -> dict:
-        return {k: getattr(self.info, k) for k in ("name", "type", "size", "device", "recall", "params", "search")}
+        return describe_info(self.info)
+
+
+def describe_info(info: IndexInfo) -> dict:
+    """What `vidrec index` and `status` report of an index."""
+    described = {k: getattr(info, k) for k in ("name", "type", "size", "device", "recall", "params", "search")}
+    return described | {"shards": max(1, len(info.shards))}
+
+
+def read_description(files: IndexFiles) -> tuple[IndexInfo, dict]:
+    """The description written beside an index, as an IndexInfo and as written."""
+    if not files.description.is_file():
+        raise IndexFileError(f"no index at {files.data}")
+    try:
+        described = json.loads(files.description.read_text())
+        return IndexInfo(**{k: v for k, v in described.items() if k != "bytes"}), described
+    except (ValueError, TypeError) as exc:
+        raise IndexFileError(f"{files.description.name} is unreadable: {exc}") from exc
+
+
+def read_native(path: Path, size: int | None, sha256: str):
+    """A FAISS file checked against the size and checksum its description gives."""
+    if not path.is_file():
+        raise IndexFileError(f"{path.name} is missing")
+    if path.stat().st_size != size:
+        raise IndexFileError(f"{path.name} has {path.stat().st_size} bytes, its description says {size}")
+    if checksum_differs(path, sha256):
+        raise IndexFileError(f"{path.name} is damaged (its checksum differs from its description's)")
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise IndexFileError(f"{path.name} is unreadable: {' '.join(str(exc).split())[:200]}") from exc
+
+
+def read_ids(files: IndexFiles, info: IndexInfo) -> np.ndarray:
+    try:
+        ids = np.load(files.ids)
+    except (OSError, ValueError) as exc:
+        raise IndexFileError(f"{files.ids.name} is unreadable: {exc}") from exc
+    if _digest(ids) != info.ids_digest:
+        raise IndexFileError(f"{files.ids.name} does not hold the ids the index was written with")
+    return ids
+
+
+def write_ids(files: IndexFiles, ids: np.ndarray, info: IndexInfo) -> None:
+    with replacing(files.ids) as tmp, open(tmp, "wb") as f:
+        np.save(f, ids)
+    info.ids_digest = _digest(ids)
+
+
+def write_native(native, path: Path, device: str) -> tuple[int, str]:
+    """Write a FAISS index (from the CPU) to a temporary name and rename it; its (bytes, sha256)."""
+    cpu = faiss.index_gpu_to_cpu(native) if device != "cpu" else native
+    with replacing(path) as tmp:
+        faiss.write_index(cpu, str(tmp))
+        sha256 = sha256_file(tmp)
+    return path.stat().st_size, sha256
+
+
+def clone_native(native, info: IndexInfo):
+    """An independent copy of a FAISS index with the same search settings, on the same device."""
+    if info.device == "cpu":
+        cloned = faiss.clone_index(native)
+    else:
+        cloned, _ = to_device(faiss.index_gpu_to_cpu(native))
+    set_search_params(cloned, info.search)
+    return cloned
 
 
 def _digest(ids: np.ndarray) -> str:

@@ -12,6 +12,7 @@ keeps its connection. Ray is an optional dependency, imported only here and only
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -49,6 +50,33 @@ def ray_cluster() -> Iterator[Any]:
     if ray.is_initialized():
         yield ray
         return
+    temp = _connect(ray)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        if temp:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def ray_for_process() -> Any:
+    """The `ray` module, connected for as long as this process lives (a server whose shard actors answer its
+    searches): the same connection rules as `ray_cluster`, undone at exit."""
+    ray = import_ray()
+    if not ray.is_initialized():
+        temp = _connect(ray)
+
+        def stop() -> None:
+            ray.shutdown()  # before its temp dir goes
+            if temp:
+                shutil.rmtree(temp, ignore_errors=True)
+
+        atexit.register(stop)
+    return ray
+
+
+def _connect(ray: Any) -> str | None:
+    """Connect to RAY_ADDRESS, else start a private local cluster; the temp dir to remove afterwards (if any)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = os.environ.get("RAY_ADDRESS")
     temp = None if address else tempfile.mkdtemp(prefix="vidrec-ray-")
@@ -62,12 +90,7 @@ def ray_cluster() -> Iterator[Any]:
             shutil.rmtree(temp, ignore_errors=True)
         where = f"the Ray cluster at RAY_ADDRESS={address}" if address else "a local Ray cluster"
         raise EngineError(f"cannot connect to {where}: {' '.join(str(exc).split())[:300]}") from exc
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-        if temp:
-            shutil.rmtree(temp, ignore_errors=True)
+    return temp
 
 
 def cluster_gpus(ray: Any) -> int:

@@ -76,7 +76,7 @@ def _delete_model(store: Store, model_id: str) -> None:
     store.models.remove(model_id)
     shutil.rmtree(store.paths.model_files(record.path).folder, ignore_errors=True)
     name = store.paths.model_index_name(model_id)
-    for path in vars(store.paths.index_files(name)).values():
+    for path in store.paths.index_files(name).all():
         path.unlink(missing_ok=True)
     store.forget_index(name)
 

@@ -3,6 +3,7 @@ and this browser session's feedback state (what it means is `index/feedback.py`'
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -29,8 +30,9 @@ def data_path() -> Path:
 def _api(path: str, database_file: int) -> Vidrec:
     """One read-only API object per catalog, shared by every session: it follows the store as jobs change
     it (new videos, a new CLIP, a new model), so an ingest does not make the pages load everything again. A
-    catalog file replaced under the same path (a restore, a new demo) makes a new one."""
-    return Vidrec(path, read_only=True)
+    catalog file replaced under the same path (a restore, a new demo) makes a new one. `vidrec serve --engine
+    ray` hands its engine over in VIDREC_ENGINE."""
+    return Vidrec(path, read_only=True, engine=os.environ.get("VIDREC_ENGINE", "local"))
 
 
 def api() -> Vidrec:

@@ -217,25 +217,34 @@ def _copy_indexes(paths: DataDir, out: _Copy) -> dict[str, dict]:
 
 
 def _copy_index(paths: DataDir, out: _Copy, name: str) -> dict | None:
+    """Copy an index's files (its FAISS file, or each shard's) and ids; None, leaving none of them, when they
+    differ from its description (changed while being copied, or damaged)."""
     files = paths.index_files(name)
-    description, data, ids = (p.relative_to(paths.root).as_posix() for p in (files.description, files.data, files.ids))
+    copied_names: list[str] = [files.ids.relative_to(paths.root).as_posix()]
     try:
         text = files.description.read_bytes()
         described = json.loads(text)
-        copied = out.add(files.data, paths.root)
+        # each FAISS file with the (bytes, sha256) its description gives it
+        expected = [(files.data, described.get("bytes"), described.get("sha256"))]
+        if described.get("shards"):
+            expected = [(files.data.with_name(s["file"]), s["bytes"], s["sha256"]) for s in described["shards"]]
+        good = True
+        for path, size, sha256 in expected:
+            copied_names.append(path.relative_to(paths.root).as_posix())
+            copied = out.add(path, paths.root)
+            good = good and copied is not None and copied["bytes"] == size and copied["sha256"] == sha256
         good = (
-            copied is not None
+            good
             and out.add(files.ids, paths.root) is not None
-            and copied["bytes"] == described.get("bytes")
-            and copied["sha256"] == described.get("sha256")
-            and _ids_digest(out.dest.resolve(ids)) == described.get("ids_digest")
+            and _ids_digest(out.dest.resolve(copied_names[0])) == described.get("ids_digest")
         )
-    except (OSError, ValueError):
+    except (OSError, ValueError, KeyError, TypeError):
         good = False
     if not good:
-        out.drop(data)
-        out.drop(ids)
+        for copied_name in copied_names:
+            out.drop(copied_name)
         return None
+    description = files.description.relative_to(paths.root).as_posix()
     out.dest.resolve(description).write_bytes(text)  # the description as read, the one the copies match
     out.files[description] = {"bytes": len(text), "sha256": hashlib.sha256(text).hexdigest()}
     return described
@@ -258,7 +267,7 @@ def _keep_indexes(out: _Copy, indexes: dict[str, dict], facts: dict, clip_versio
             and stamp.get("model") in models | {None}
         )
         if not fits:
-            for path in vars(out.dest.index_files(name)).values():
+            for path in out.dest.index_files(name).all():
                 out.drop(path.relative_to(out.dest.root).as_posix())
             out.warnings.append(f"index {name} left out: it was built for another revision (rebuilt on use)")
 

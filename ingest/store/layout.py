@@ -6,6 +6,7 @@ plain `Path`s (no folder is created until a writer asks for one with `ensure`).
 
 from __future__ import annotations
 
+import glob
 import os
 import uuid
 from collections.abc import Iterator
@@ -18,11 +19,24 @@ DATABASE = "catalog.db"
 
 @dataclass(frozen=True)
 class IndexFiles:
-    """One vector index on disk: the FAISS file, its JSON description and its int64 ids."""
+    """One vector index on disk: the FAISS file (or, for a sharded index, one file per shard), its JSON
+    description and its int64 ids."""
 
     data: Path
     description: Path
     ids: Path
+
+    def shard(self, k: int, n: int) -> Path:
+        """Shard k (from 0) of a sharded index in n shards: `<name>.shard-<k>-of-<n>.faiss`."""
+        return self.data.with_name(f"{self.data.stem}.shard-{k}-of-{n}.faiss")
+
+    def shard_files(self) -> list[Path]:
+        """The shard files of this name on disk (of any shard count)."""
+        return sorted(self.data.parent.glob(f"{glob.escape(self.data.stem)}.shard-*-of-*.faiss"))
+
+    def all(self) -> list[Path]:
+        """Every file the index may have on disk, to copy or delete it whole."""
+        return [self.data, self.description, self.ids, *self.shard_files()]
 
 
 @dataclass(frozen=True)
