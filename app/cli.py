@@ -7,6 +7,7 @@ done; 2: usage error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -35,6 +36,7 @@ from app.demo.command import DEMO_USERS, DEMO_VIDEOS, metric_lines, run_demo
 from app.serve import DEFAULT_PORT, HOST, port_free, serve
 from index.api import Vidrec
 from index.vector_index import IndexConfig
+from ingest.engine import ray_cluster
 from ingest.interactions import import_interactions
 from ingest.pipeline import IngestOptions
 from ingest.ray_ingest import RayOptions
@@ -357,7 +359,8 @@ def index_command(
 
     def body():
         api = Vidrec(data_dir(), index_config=IndexConfig(shards=shards), engine=engine)
-        indexes = api.refresh_indexes(rebuild)
+        with ray_cluster() if engine == "ray" else contextlib.nullcontext():  # one cluster for every index
+            indexes = api.refresh_indexes(rebuild)
         emit({"indexes": indexes}, as_json, "\n".join(map(_index_line, indexes)))
 
     run(as_json, body)

@@ -32,14 +32,14 @@ SKIP = {
 }
 
 
-def clustered(n: int, queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def clustered(n: int, queries: int, seed: int = 0, dim: int = DIM) -> tuple[np.ndarray, np.ndarray]:
     """Normalised vectors around 1,000 centres (like CLIP embeddings of a catalog), and held-out queries."""
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((1000, DIM)).astype(np.float32)
-    out = np.empty((n + queries, DIM), np.float32)
+    centres = rng.standard_normal((1000, dim)).astype(np.float32)
+    out = np.empty((n + queries, dim), np.float32)
     for start in range(0, n + queries, 100_000):
         stop = min(start + 100_000, n + queries)
-        block = centres[rng.integers(0, 1000, stop - start)] + 0.6 * rng.standard_normal((stop - start, DIM)).astype(
+        block = centres[rng.integers(0, 1000, stop - start)] + 0.6 * rng.standard_normal((stop - start, dim)).astype(
             np.float32
         )
         out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)

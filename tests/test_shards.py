@@ -83,6 +83,9 @@ def test_index_shards_command_serves_the_same_answers(trained_catalog, tmp_path,
     assert answers(Vidrec(data, read_only=True)) == before
     status = Vidrec(data, read_only=True).status()
     assert {i["name"]: i["shards"] for i in status["indexes"]}["fused"] == 3
+    code, out = cli("--data-dir", data, "backup", tmp_path / "backup", "--json")  # a backup holds the shards
+    assert code == 0 and not out["warnings"]
+    assert len(DataDir(tmp_path / "backup").index_files("fused").shard_files()) == 3
 
     api = Vidrec(data)  # videos removed: the shards follow, and the count is kept
     gone = before["similar"][0][0]
