@@ -7,6 +7,7 @@ address and streamlit's messages go to stderr, like every command's logs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ import typer
 
 from app.common import EngineOption, Failure, data_dir, run
 from app.ui.uploads import UPLOAD_LIMIT_MB
-from ingest.engine import check_engine
+from ingest.engine import RAY_TEMP_VARIABLE, check_engine, ray_temp_dir
 from ingest.store import DataDir
 
 MAIN = Path(__file__).resolve().parent / "ui" / "main.py"
@@ -78,7 +79,8 @@ def port_free(port: int) -> bool:
 
 def serve(data_dir: Path | str, port: int = DEFAULT_PORT, open_message: bool = True, engine: str = "local") -> int:
     """Run the UI until interrupted; returns streamlit's exit status. `vidrec demo` ends with this. `engine`
-    "ray": sharded indexes are searched through Ray actors (the app connects as `ray_cluster` does)."""
+    "ray": sharded indexes are searched through Ray actors; the app connects to RAY_ADDRESS, else starts a
+    local cluster whose temp dir this process makes and removes after the app, however the app ends."""
     folder = DataDir(data_dir).root
     if not DataDir(folder).database.is_file():
         raise Failure(f"no catalog in {folder} (run `vidrec demo` or `vidrec ingest` first)")
@@ -88,8 +90,17 @@ def serve(data_dir: Path | str, port: int = DEFAULT_PORT, open_message: bool = T
     env = dict(
         os.environ, VIDREC_DATA_DIR=str(folder), VIDREC_ENGINE=engine, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false"
     )
-    if open_message:
-        print(f"vidrec web UI: http://{HOST}:{port}/  (data: {folder}; Ctrl+C stops it)", file=sys.stderr, flush=True)
+    with ray_temp_dir() if engine == "ray" else contextlib.nullcontext() as temp:
+        if temp:
+            env[RAY_TEMP_VARIABLE] = temp
+        if open_message:
+            print(
+                f"vidrec web UI: http://{HOST}:{port}/  (data: {folder}; Ctrl+C stops it)", file=sys.stderr, flush=True
+            )
+        return _run_app(port, env)
+
+
+def _run_app(port: int, env: dict) -> int:
     # streamlit's own messages go to stderr too: `vidrec demo --json` keeps stdout for its one JSON document
     try:
         out = sys.stderr.fileno()

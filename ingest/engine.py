@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 ENGINES = ("local", "ray")
+RAY_TEMP_VARIABLE = "VIDREC_RAY_TEMP"  # a temp dir for the local cluster, made and removed by a parent process
 INSTALL = "pip install 'vidrec[distributed]'"
 
 
@@ -75,11 +76,27 @@ def ray_for_process() -> Any:
     return ray
 
 
+@contextlib.contextmanager
+def ray_temp_dir() -> Iterator[str | None]:
+    """For a child process that may start a local cluster (`vidrec serve --engine ray`'s app): a temp dir to hand
+    it in VIDREC_RAY_TEMP, removed after the block whether or not the child cleaned up (None with RAY_ADDRESS)."""
+    if os.environ.get("RAY_ADDRESS"):
+        yield None
+        return
+    temp = tempfile.mkdtemp(prefix="vidrec-ray-")
+    try:
+        yield temp
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 def _connect(ray: Any) -> str | None:
-    """Connect to RAY_ADDRESS, else start a private local cluster; the temp dir to remove afterwards (if any)."""
+    """Connect to RAY_ADDRESS, else start a private local cluster; the temp dir to remove afterwards (None when
+    there is none, or when the parent that made it removes it)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = os.environ.get("RAY_ADDRESS")
-    temp = None if address else tempfile.mkdtemp(prefix="vidrec-ray-")
+    given = os.environ.get(RAY_TEMP_VARIABLE)
+    temp = None if address else given or tempfile.mkdtemp(prefix="vidrec-ray-")
     try:
         if address:
             ray.init(address=address, include_dashboard=False)
@@ -90,7 +107,7 @@ def _connect(ray: Any) -> str | None:
             shutil.rmtree(temp, ignore_errors=True)
         where = f"the Ray cluster at RAY_ADDRESS={address}" if address else "a local Ray cluster"
         raise EngineError(f"cannot connect to {where}: {' '.join(str(exc).split())[:300]}") from exc
-    return temp
+    return None if given else temp
 
 
 def cluster_gpus(ray: Any) -> int:
