@@ -28,7 +28,7 @@ from app.demo import load_truth  # noqa: E402
 from app.demo.command import run_demo  # noqa: E402
 from index.api import Vidrec  # noqa: E402
 from ingest.learning import TrainOptions, train_and_save  # noqa: E402
-from ingest.store import Interaction, Store, to_blob  # noqa: E402
+from ingest.store import Interaction, Store  # noqa: E402
 from models.context import Context  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
@@ -89,96 +89,86 @@ def demo_catalog() -> Path:
     return data_dir
 
 
-def synthetic_catalog(n: int = 100_000, dim: int = 128, users: int = 2000, impressions: int = 60_000) -> Path:
-    """A catalog of n videos with clustered synthetic embeddings and a synthetic log (no video files)."""
+def synthetic_store(n: int, dim: int = 128, users: int = 2000, impressions: int = 60_000, chunk: int = 20_000) -> Path:
+    """A store of n videos with clustered synthetic embeddings and a synthetic log (no video files), built once
+    under bench/.cache. Rows go straight into the store a chunk at a time, one transaction each, so memory stays
+    flat whatever n; the revision is written last, so a store without it is an interrupted build, built again."""
     data_dir = CACHE / f"synthetic-{n}"
-    if (data_dir / "catalog.db").exists() and Store(data_dir).models.count():
+    if (data_dir / "catalog.db").exists() and Store(data_dir).revision == n + 1:
         return data_dir
-    shutil.rmtree(data_dir, ignore_errors=True)  # an interrupted build: start again
+    shutil.rmtree(data_dir, ignore_errors=True)
     rng = np.random.default_rng(0)
     store = Store(data_dir)
-    categories = [f"c{i}" for i in range(50)]
     centres = rng.standard_normal((50, dim)).astype(np.float32)
-    video_category = np.zeros(n, np.int64)
-    with store.transaction():  # bulk SQL: a benchmark's setup of 100k synthetic videos, not a product path
+    video_category = rng.integers(0, 50, n)
+    with store.transaction():
         store.clips.add(1, "tiny", None, None, {"synthetic": True})
         store.clips.make_current(1)
-        for start in range(0, n, 5000):
-            rows, embeddings = [], []
-            for i in range(start, min(n, start + 5000)):
-                c = int(rng.integers(0, 50))
-                video_category[i] = c
-                vec = centres[c] + 0.7 * rng.standard_normal(dim).astype(np.float32)
-                vec /= np.linalg.norm(vec)
-                text = centres[c] + 0.9 * rng.standard_normal(dim).astype(np.float32)
-                text /= np.linalg.norm(text)
-                rows.append(
-                    (
-                        i + 1,
-                        f"s{i:06d}",
-                        f"h{i}",
-                        f"/synthetic/{i}.mp4",
-                        f"video {i} of {categories[c]}",
-                        categories[c],
-                        float(rng.uniform(5, 600)),
-                        640,
-                        360,
-                        "h264",
-                        1000,
-                        "2026-01-01",
-                        i + 1,
-                    )
-                )
-                embeddings.append(
-                    (
-                        i + 1,
-                        1,
-                        to_blob(vec),
-                        to_blob(vec[None]),
-                        to_blob(text),
-                        to_blob(text),
-                        to_blob(text),
-                        to_blob(text),
-                    )
-                )
+    for start in range(0, n, chunk):  # bulk SQL: a benchmark's setup of synthetic videos, not a product path
+        ids = range(start, min(n, start + chunk))
+        category = video_category[start : start + len(ids)]
+        video = _unit(centres[category] + 0.7 * rng.standard_normal((len(ids), dim), np.float32))
+        text = _unit(centres[category] + 0.9 * rng.standard_normal((len(ids), dim), np.float32))
+        duration = rng.uniform(5, 600, len(ids))
+        with store.transaction():
             store.db.executemany(
                 "INSERT INTO videos(id, video_id, content_hash, path, title, category, duration, width, "
                 "height, codec, size_bytes, added_at, changed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                rows,
+                (
+                    (i + 1, f"s{i:06d}", f"h{i}", f"/synthetic/{i}.mp4", f"video {i} of c{c}", f"c{c}", float(d))
+                    + (640, 360, "h264", 1000, "2026-01-01", i + 1)
+                    for i, c, d in zip(ids, category.tolist(), duration)
+                ),
             )
             store.db.executemany(
                 "INSERT INTO embeddings(video, version, video_emb, frames_emb, title_emb, desc_emb, "
                 "tags_emb, text_emb) VALUES (?,?,?,?,?,?,?,?)",
-                embeddings,
+                (
+                    (i + 1, 1, v.tobytes(), v.tobytes(), t.tobytes(), t.tobytes(), t.tobytes(), t.tobytes())
+                    for i, v, t in zip(ids, video, text)
+                ),
             )
-        store.db.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (str(n + 1),))
-        taste = rng.integers(0, 50, (users, 3))
-        by_category = [np.flatnonzero(video_category == c) for c in range(50)]
-        log = []
-        for j in range(impressions):
-            u = int(rng.integers(0, users))
-            liked = rng.random() < 0.6
-            c = int(taste[u, rng.integers(0, 3)]) if liked else int(rng.integers(0, 50))
-            v = int(rng.choice(by_category[c]))
-            ts = 1_790_000_000 + j * 40
-            clicked = int(rng.random() < (0.3 if liked else 0.03))
-            log.append(
-                Interaction(
-                    f"u{u}",
-                    f"s{v:06d}",
-                    ts,
-                    0,
-                    (ts // 3600) % 24,
-                    (ts // 86400 + 3) % 7,
-                    ["mobile", "tv", "desktop"][u % 3],
-                    "us",
-                    clicked,
-                    int(clicked and rng.random() < 0.3),
-                    60.0 * clicked,
-                )
+    taste = rng.integers(0, 50, (users, 3))
+    by_category = [np.flatnonzero(video_category == c) for c in range(50)]
+    log = []
+    for j in range(impressions):
+        u = int(rng.integers(0, users))
+        liked = rng.random() < 0.6
+        c = int(taste[u, rng.integers(0, 3)]) if liked else int(rng.integers(0, 50))
+        v = int(rng.choice(by_category[c]))
+        ts = 1_790_000_000 + j * 40
+        clicked = int(rng.random() < (0.3 if liked else 0.03))
+        log.append(
+            Interaction(
+                f"u{u}",
+                f"s{v:06d}",
+                ts,
+                0,
+                (ts // 3600) % 24,
+                (ts // 86400 + 3) % 7,
+                ["mobile", "tv", "desktop"][u % 3],
+                "us",
+                clicked,
+                int(clicked and rng.random() < 0.3),
+                60.0 * clicked,
             )
+        )
+    with store.transaction():
         store.interactions.add(log)
-    train_and_save(store, TrainOptions(epochs=2, progress=False))
+        store.db.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (str(n + 1),))
+    return data_dir
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def synthetic_catalog(n: int = 100_000) -> Path:
+    """`synthetic_store` with a model trained on it (MMoE, 2 epochs)."""
+    data_dir = synthetic_store(n)
+    store = Store(data_dir)
+    if not store.models.count():
+        train_and_save(store, TrainOptions(epochs=2, progress=False))
     return data_dir
 
 

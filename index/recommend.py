@@ -192,7 +192,7 @@ class Recommender:
             return {"items": [], "cold_start": cold_start, "context": context.__dict__, **served}
         scores = model.score(user_id, pool, context, history=history)
         fused = self.fuse(scores)
-        chosen = self._diversify(pool, fused, k)
+        chosen = self._diversify(pool, fused, k, model)
         categories = self._categories(model, [pool[i] for i in chosen])
         interests = self._interests(history, model)
         titles = self.store.videos.titles([pool[i] for i in chosen])
@@ -299,10 +299,10 @@ class Recommender:
             candidates[video_id].append("something different")
 
     # ---- ranking helpers --------------------------------------------------------------------------
-    def _diversify(self, pool: list[str], scores: np.ndarray, k: int) -> list[int]:
+    def _diversify(self, pool: list[str], scores: np.ndarray, k: int, model: LoadedModel) -> list[int]:
         """MMR over the videos' CLIP embeddings, with a cap on any one category's share."""
         k = min(k, len(pool))
-        vectors = self._clip_vectors(pool)
+        vectors = model.clip_vectors(pool)
         relevance = scores / max(float(scores.max()), 1e-9)
         categories = self._labels(pool)
         cap = max(1, math.ceil(self.config.category_share * k))
@@ -320,12 +320,6 @@ class Recommender:
             per_category[categories[pick]] += 1
             best_sim = np.maximum(best_sim, vectors @ vectors[pick])
         return chosen
-
-    def _clip_vectors(self, video_ids: list[str]) -> np.ndarray:
-        """[N, D] the videos' CLIP frame embeddings (zeros for one that has none)."""
-        found = self.store.embeddings.of_videos(video_ids, "video_emb")
-        dim = len(next(iter(found.values()))) if found else 1
-        return np.vstack([found.get(v, np.zeros(dim, np.float32)) for v in video_ids])
 
     def _labels(self, video_ids: list[str]) -> list[str | None]:
         labels = self.store.videos.categories(video_ids)

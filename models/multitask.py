@@ -23,6 +23,7 @@ models. `single-task` is not a class here: it is one network per task (see `inge
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -38,6 +39,7 @@ VIDEO_GROUPS = ("video_clip", "text_clip", "video_id", "meta")  # what makes a v
 TOWER_TASKS = ("click", "like", "watch", "category", "context")
 TASKS = TOWER_TASKS + ("retrieval",)
 ARCHS = ("shared-bottom", "mmoe", "ple")
+CATALOG_CHUNK = 16384  # catalog videos per pass when every video is encoded or scored (1M at once took over 10 GB)
 
 
 @dataclass
@@ -83,6 +85,18 @@ class NetConfig:
 
     def output_size(self, task: str) -> int:
         return {"category": self.n_categories, "context": HOUR_SLOTS + self.n_devices}.get(task, 1)
+
+
+def catalog_chunks(n: int) -> list[torch.Tensor]:
+    """Catalog indices 0..n-1 in chunks of CATALOG_CHUNK (one chunk for a catalog that fits)."""
+    return [torch.arange(start, min(n, start + CATALOG_CHUNK)) for start in range(0, max(n, 1), CATALOG_CHUNK)]
+
+
+def in_chunks(rows_to_tensor: Callable[[torch.Tensor], torch.Tensor], n: int) -> torch.Tensor:
+    """A per-video computation over the whole catalog, one chunk of rows at a time, concatenated: the same rows,
+    without the [n, ...] intermediates of one pass over a large catalog."""
+    parts = [rows_to_tensor(rows) for rows in catalog_chunks(n)]
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
 def mlp(sizes: list[int], dropout: float, last_activation: bool = True) -> nn.Sequential:
@@ -219,7 +233,11 @@ class MultiTaskNet(nn.Module):
         """Encode the whole catalog once (inference): scoring then only gathers rows."""
         with torch.no_grad():
             self.video_cache = None
-            self.video_cache = self.encode_videos(torch.arange(len(self.catalog["bucket"])))
+            n = len(self.catalog["bucket"])
+            parts = [self.encode_videos(rows) for rows in catalog_chunks(n)]
+            self.video_cache = {
+                k: torch.cat([p[k] for p in parts]) if len(parts) > 1 else parts[0][k] for k in parts[0]
+            }
 
     def encode_videos(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         """Group vectors and the item vector (their sum) of catalog videos: index [n] -> each [n, d]."""
@@ -243,6 +261,22 @@ class MultiTaskNet(nn.Module):
     def category_logits(self, videos: torch.Tensor, permute: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """[n, C] category logits of catalog videos from their content alone (through the shared experts)."""
         return self(video_batch(videos), keep=CONTENT_GROUPS, permute=permute)["category"]
+
+    def category_probabilities(self, permute: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """[V, C] P(category) of every catalog video, a chunk of videos per pass. permute: {group: order over the
+        whole catalog}, as `category_logits` takes it: a chunk's rows are passed beside the rows whose vectors they
+        take, so that the shuffle still spans the catalog."""
+        n = len(self.catalog["bucket"])
+
+        def logits(rows: torch.Tensor) -> torch.Tensor:
+            if not permute or len(rows) == n:
+                return self.category_logits(rows, permute)
+            ((group, order),) = permute.items()
+            m = len(rows)
+            swap = torch.cat([torch.arange(m, 2 * m), torch.arange(m)])
+            return self.category_logits(torch.cat([rows, order[rows]]), {group: swap})[:m]
+
+        return self.probabilities({"category": in_chunks(logits, n)})["category"]
 
     # ---- feature groups ---------------------------------------------------------------------------------
     def user_buckets(self, user: torch.Tensor) -> torch.Tensor:

@@ -23,8 +23,8 @@ from tqdm import tqdm
 from .balancing import make_balancer, pcgrad_backward
 from .context import HOUR_SLOTS, hour_slot
 from .data import CatalogTensors, Impressions
-from .metrics import binary_metrics, multiclass_metrics, ranking_metrics, regression_metrics
-from .multitask import GROUPS, TOWER_TASKS, MultiTaskNet
+from .metrics import binary_metrics, dot_ranking_metrics, multiclass_metrics, regression_metrics
+from .multitask import GROUPS, TOWER_TASKS, MultiTaskNet, in_chunks
 
 # The metric each task is judged by on validation data, and whether higher is better.
 PRIMARY = {
@@ -163,12 +163,11 @@ def predict(
         for k, v in out.items():
             parts.setdefault(k, []).append(v.numpy())
     result = {k: np.concatenate(v) for k, v in parts.items()}
-    everything = torch.arange(len(net.catalog["bucket"]))
+    videos = len(net.catalog["bucket"])
     if "category" in tasks:
-        logits = net.category_logits(everything, permute=shuffled(len(everything)))
-        result["category"] = net.probabilities({"category": logits})["category"].numpy()
+        result["category"] = net.category_probabilities(permute=shuffled(videos)).numpy()
     if "retrieval" in tasks:
-        result["video_vector"] = net.video_vectors(everything).numpy()
+        result["video_vector"] = in_chunks(net.video_vectors, videos).numpy()
     if owns_cache:
         net.video_cache = None
     return result
@@ -209,11 +208,8 @@ def evaluate(
         }
         parts = [v for v in (out["context"]["hour_slot_accuracy"], out["context"]["device_accuracy"]) if v is not None]
         out["context"]["accuracy"] = float(np.mean(parts)) if parts else None
-    if "user_vector" in p and clicked.any():
-        scores = p["user_vector"][clicked] @ p["video_vector"].T  # each click against the whole catalog
-        relevant = np.zeros_like(scores, dtype=bool)
-        relevant[np.arange(len(scores)), y["video"][clicked]] = True
-        out["retrieval"] = ranking_metrics(scores, relevant, 10)
+    if "user_vector" in p and clicked.any():  # each click against the whole catalog
+        out["retrieval"] = dot_ranking_metrics(p["user_vector"][clicked], p["video_vector"], y["video"][clicked], 10)
     return out
 
 

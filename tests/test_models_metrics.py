@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, log_loss, mean_absolute_error, ndcg_score, roc_auc_score
 
-from models.metrics import EPS, auc, binary_metrics, gauc, multiclass_metrics, ranking_metrics, regression_metrics
+from models.metrics import (
+    EPS,
+    auc,
+    binary_metrics,
+    dot_ranking_metrics,
+    gauc,
+    multiclass_metrics,
+    ranking_metrics,
+    regression_metrics,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -165,3 +174,14 @@ def test_ranking_metrics_hand_computed_case():
 def test_ranking_metrics_are_none_when_nothing_is_relevant():
     out = ranking_metrics(np.random.default_rng(0).random((3, 5)), np.zeros((3, 5), bool), k=10)
     assert out == {"ndcg_at_10": None, "recall_at_10": None, "n": 0}
+
+
+def test_dot_ranking_metrics_in_blocks_equal_the_whole_matrix(monkeypatch):
+    rng = np.random.default_rng(3)
+    queries, items = rng.standard_normal((30, 8)), rng.standard_normal((50, 8))
+    clicked = rng.integers(0, 50, 30)
+    relevant = np.zeros((30, 50), bool)
+    relevant[np.arange(30), clicked] = True
+    whole = ranking_metrics(queries @ items.T, relevant, 10)
+    monkeypatch.setattr("models.metrics.RANKING_CELLS", 7 * 50)  # blocks of 7 queries, the last one short
+    assert dot_ranking_metrics(queries, items, clicked, 10) == whole

@@ -10,7 +10,7 @@ import torch
 
 from models.context import HOUR_SLOTS, HOURS, Context, daypart, hour_slot
 from models.data import CatalogTensors
-from models.multitask import ARCHS, GROUPS, TASKS, TOWER_TASKS, MultiTaskNet, NetConfig
+from models.multitask import ARCHS, GROUPS, TASKS, TOWER_TASKS, MultiTaskNet, NetConfig, in_chunks
 from models.trainer import task_losses
 
 pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_torch_thread")]
@@ -190,6 +190,34 @@ def test_category_logits_come_from_the_content_alone():
     before = outputs(net, tiny_batch(0))["category_of_content"]
     after = outputs(net, tiny_batch(1))["category_of_content"]  # other users, histories, contexts
     assert before.shape == (V, N_CATEGORIES) and torch.equal(before, after)
+
+
+def test_whole_catalog_passes_in_chunks_equal_one_pass(monkeypatch):
+    """Caching, category probabilities (shuffled across the whole catalog or not) and video vectors, chunk by
+    chunk, give what one pass over the catalog gives."""
+    net = tiny_net()
+    net.eval()
+    order = torch.randperm(V, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        net.cache_videos()
+        whole = {
+            "cache": dict(net.video_cache or {}),
+            "category": net.category_probabilities(),
+            "shuffled": net.category_probabilities({"video_clip": order}),
+            "vectors": net.video_vectors(torch.arange(V)),
+        }
+        monkeypatch.setattr("models.multitask.CATALOG_CHUNK", 5)  # chunks of 5, 5 and 2
+        net.cache_videos()
+        chunked = {
+            "cache": dict(net.video_cache or {}),
+            "category": net.category_probabilities(),
+            "shuffled": net.category_probabilities({"video_clip": order}),
+            "vectors": in_chunks(net.video_vectors, V),
+        }
+    for key in ("category", "shuffled", "vectors"):
+        assert torch.allclose(whole[key], chunked[key], atol=1e-6), key
+    assert not torch.allclose(whole["category"], whole["shuffled"])
+    assert all(torch.allclose(whole["cache"][k], chunked["cache"][k], atol=1e-6) for k in whole["cache"])
 
 
 def test_like_and_watch_losses_ignore_unclicked_and_unknown_rows():

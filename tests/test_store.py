@@ -109,6 +109,16 @@ def test_the_revision_says_what_changed(store):
         store.videos.update_text("v2", {"id": 7}, {}, 1)
 
 
+def test_a_matrix_read_in_blocks_is_the_whole_matrix(store, monkeypatch):
+    whole = store.embeddings.matrix("video_emb")
+    monkeypatch.setattr("ingest.store.embeddings.MATRIX_ROWS", 3)  # blocks of 3 and 1
+    blocks = store.embeddings.matrix("video_emb")
+    assert blocks[0].tolist() == whole[0].tolist() and blocks[1] == whole[1]
+    np.testing.assert_array_equal(blocks[2], whole[2])
+    ids, durations, categories, published = store.videos.model_columns()
+    assert ids.tolist() == [v.id for v in store.videos.all()] and len(durations) == len(categories) == len(published)
+
+
 def test_embeddings_come_back_as_written(store):
     ids, video_ids, matrix = store.embeddings.matrix("text_emb")
     assert ids.tolist() == [1, 2, 3, 4] and video_ids == ["v1", "v2", "v3", "v4"] and matrix.shape == (4, DIM)

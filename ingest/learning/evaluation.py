@@ -190,8 +190,7 @@ def with_truth(truth: Oracle | None, trained: Trained, metrics: dict) -> tuple[d
         if "category" in net.config.tasks:
             with torch.no_grad():
                 net.eval()
-                everything = torch.arange(len(trained.features.catalog.video_ids))
-                probabilities = net.probabilities({"category": net.category_logits(everything)})["category"].numpy()
+                probabilities = net.category_probabilities().numpy()
             metrics.setdefault("category", {})["unlabelled_accuracy"] = unlabelled_category_accuracy(
                 truth, trained, probabilities
             )

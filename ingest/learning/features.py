@@ -98,9 +98,10 @@ def _read_catalog(store: Store, vocabulary: Vocabulary | None) -> tuple[CatalogF
     _, text_ids, text_emb = store.embeddings.matrix("text_emb")
     if not video_ids or text_ids != video_ids:
         raise FeatureError(f"the catalog has no complete embeddings for CLIP version {clip.version}")
-    rows = {r.id: r for r in store.videos.all()}
-    duration = np.array([rows[i].duration for i in ids.tolist()], np.float64)
-    labels = [rows[i].category or None for i in ids.tolist()]
+    all_ids, durations, all_labels, all_published = store.videos.model_columns()
+    at = np.searchsorted(all_ids, ids)  # both in store id order; every embedded video is a video
+    duration = durations[at]
+    labels = [all_labels[i] or None for i in at.tolist()]
     categories = vocabulary.categories if vocabulary else sorted({c for c in labels if c})
     position = {c: i for i, c in enumerate(categories)}
     buckets = vocabulary.video_buckets if vocabulary else bucket_count(len(video_ids))
@@ -111,7 +112,8 @@ def _read_catalog(store: Store, vocabulary: Vocabulary | None) -> tuple[CatalogF
         bucket=torch.tensor([hash_bucket(v, buckets) for v in video_ids], dtype=torch.long),
         category=torch.tensor([position.get(c, -1) if c else -1 for c in labels], dtype=torch.long),
     )
-    published = np.array([_unix_seconds(rows[i].published_at) for i in ids.tolist()], np.float64)
+    seconds = {text: _unix_seconds(text) for text in set(all_published)}  # parsed once per distinct time
+    published = np.array([seconds[all_published[i]] for i in at.tolist()], np.float64)
     return CatalogFeatures(clip.version, video_ids, ids, tensors, published, duration, store.revision), categories
 
 

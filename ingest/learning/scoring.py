@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from models.context import Context
-from models.multitask import MultiTaskNet
+from models.multitask import MultiTaskNet, in_chunks
 
 from ..interactions import parse_timestamp
 from ..store import Store
@@ -212,10 +212,13 @@ class LoadedModel:
         """(int64 store ids, video ids, float32 [N, r] unit vectors) of every catalog video."""
         if self._video_vectors is None:
             net = self._net_for("retrieval")
-            self._video_vectors = (
-                net.video_vectors(torch.arange(len(self.catalog.video_ids))).numpy().astype(np.float32)
-            )
+            self._video_vectors = in_chunks(net.video_vectors, len(self.catalog.video_ids)).numpy().astype(np.float32)
         return self.catalog.store_ids.copy(), list(self.catalog.video_ids), self._video_vectors.copy()
+
+    def clip_vectors(self, video_ids: list[str]) -> np.ndarray:
+        """[N, D] the videos' CLIP video embeddings, as the model reads them: from memory, where reading the
+        candidates' from the store cost every recommendation 4 ms (bench/bench_recommend_scale.py)."""
+        return self.catalog.tensors.video_clip[self._indices(list(video_ids))].numpy()
 
     @one_thread
     @torch.no_grad()
@@ -223,10 +226,7 @@ class LoadedModel:
         """(class names, [N, C]) predicted from each video's content alone (labelled or not)."""
         index = self._indices(list(video_ids))
         if self._category is None:
-            net = self._net_for("category")
-            everything = torch.arange(len(self.catalog.video_ids))
-            logits = net.category_logits(everything)
-            self._category = net.probabilities({"category": logits})["category"].numpy()
+            self._category = self._net_for("category").category_probabilities().numpy()
         return list(self.vocabulary.categories), self._category[index.numpy()]
 
 

@@ -14,6 +14,7 @@ from .encoding import from_blob, to_blob, vector_from_blob
 
 FIELDS = ("video_emb", "frames_emb", "title_emb", "desc_emb", "tags_emb", "text_emb")
 VECTOR_FIELDS = tuple(f for f in FIELDS if f != "frames_emb")  # one vector per video
+MATRIX_ROWS = 10_000  # rows read at a time into a whole-catalog matrix
 
 
 class Embeddings:
@@ -39,16 +40,22 @@ class Embeddings:
         version = self.store.clip_version if version is None else version
         if version is None:
             return np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32)
-        rows = self.db.execute(
+        dim = self.dim(version)
+        cursor = self.db.execute(
             f"SELECT v.id, v.video_id, e.{field} FROM embeddings e JOIN videos v ON v.id = e.video "
             "WHERE e.version = ? ORDER BY v.id",
             (version,),
-        ).fetchall()
-        dim = self.dim(version)
-        ids = np.array([r[0] for r in rows], np.int64)
-        if not rows:
-            return ids, [], np.zeros((0, dim), np.float32)
-        return ids, [r[1] for r in rows], np.vstack([from_blob(r[2], dim) for r in rows])
+        )
+        ids: list[int] = []
+        video_ids: list[str] = []
+        blocks = [np.zeros((0, dim), np.float32)]
+        while rows := cursor.fetchmany(MATRIX_ROWS):  # a block at a time: 1M rows fetched whole took GBs
+            ids += [r[0] for r in rows]
+            video_ids += [r[1] for r in rows]
+            blocks.append(from_blob(b"".join(r[2] for r in rows), dim))
+            if len(blocks[-1]) != len(rows):
+                raise ValueError(f"{field} of CLIP version {version} holds vectors of another size than {dim}")
+        return np.array(ids, np.int64), video_ids, np.concatenate(blocks)
 
     def frames(self, version: int) -> dict[int, np.ndarray]:
         """store id -> [K, D] per-frame embeddings."""
