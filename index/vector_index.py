@@ -188,9 +188,8 @@ def tune_search(
 
 
 def _exact_topk(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    flat = faiss.IndexFlatIP(vectors.shape[1])
-    flat.add(vectors)
-    _, rows = flat.search(queries, k)
+    """The exact top-k ids, searched over the vectors where they are (a flat index would copy them: 1 GB at 1M)."""
+    _, rows = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
     return np.where(rows >= 0, ids[np.clip(rows, 0, None)], -1)
 
 
