@@ -105,7 +105,7 @@ class ShardedIndex(FaissIndex):
         combined: Any
         if info.type in ("ivf", "ivfsq", "ivfpq") and info.device == "cpu":
             # IVF shards on the CPU share one coarse quantizer search: a query scans the centroids once, not once
-            # a shard (0.83x of one index's queries/s against 0.47x with plain IndexShards, bench/RESULTS.md)
+            # a shard (0.79x of one index's queries/s at 2M against 0.41x with plain IndexShards, bench/RESULTS.md)
             ivf = faiss.extract_index_ivf(parts[0])
             quantizer = faiss.clone_index(ivf.quantizer)
             combined = faiss.IndexShardsIVF(quantizer, ivf.nlist, False, False)
