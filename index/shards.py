@@ -32,6 +32,7 @@ from .vector_index import (
     check_vectors,
     choose_type,
     clone_native,
+    pq_bits,
     pq_subquantizers,
     read_description,
     read_ids,
@@ -68,7 +69,7 @@ def index_bytes(kind: str, n: int, dim: int, config: IndexConfig = IndexConfig()
 
 def _pq_bytes(n: int, dim: int) -> int:
     m = pq_subquantizers(dim)
-    return math.ceil(m * (8 if n >= 256 * 39 else 4) / 8)
+    return math.ceil(m * pq_bits(n) / 8)
 
 
 def shard_count(n: int, dim: int, config: IndexConfig) -> int:

@@ -123,7 +123,7 @@ def trained_index(vectors: np.ndarray, kind: str, config: IndexConfig = IndexCon
             )
         else:
             m = pq_subquantizers(dim)
-            nbits = 8 if n >= 256 * 39 else 4  # 8-bit codebooks need ~10k training points
+            nbits = pq_bits(n)
             index = faiss.IndexIVFPQ(quantizer, dim, nlist, m, nbits, faiss.METRIC_INNER_PRODUCT)
             params.update(m=m, nbits=nbits)
         params["nlist"] = nlist
@@ -132,6 +132,11 @@ def trained_index(vectors: np.ndarray, kind: str, config: IndexConfig = IndexCon
     else:
         raise ValueError(f"unknown index type {kind!r}; one of {', '.join(TYPES)}")
     return index, params
+
+
+def pq_bits(n: int) -> int:
+    """Bits per PQ code: 8-bit codebooks need ~10k training points (256 centroids x 39), else 4."""
+    return 8 if n >= 256 * 39 else 4
 
 
 def pq_subquantizers(dim: int) -> int:
