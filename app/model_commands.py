@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from app.common import JsonOption, emit, open_api, open_store, progress_wanted, run
+from app.common import EngineOption, JsonOption, emit, open_api, open_store, progress_wanted, run
 from app.demo.command import demo_truth
 from ingest.learning import (
     ARCH_CHOICES,
@@ -75,9 +75,15 @@ def register(app: typer.Typer) -> None:
         epochs: int = typer.Option(
             DEFAULT_EPOCHS, "--epochs", min=1, help="At most this many passes (early stopping)."
         ),
+        engine: str = EngineOption,
+        ray_workers: int | None = typer.Option(
+            None, "--ray-workers", min=1, help="Ray Train workers, data-parallel (default: one per GPU, else 1)."
+        ),
         as_json: bool = JsonOption,
     ):
         """Train the multi-task model on the catalog's interactions, evaluate it on the latest days, save it."""
+        if engine != "ray" and ray_workers is not None:
+            raise typer.BadParameter("--ray-workers goes with --engine ray")
 
         def body():
             options = TrainOptions(
@@ -87,13 +93,17 @@ def register(app: typer.Typer) -> None:
                 seed=seed,
                 epochs=epochs,
                 progress=progress_wanted(as_json),
+                engine=engine,
+                workers=ray_workers,
             )
             result = open_api().train(options)
             emit(
                 result,
                 as_json,
                 f"model {result['model_id']} ({result['arch']}, CLIP version {result['clip']}, "
-                f"{result['seconds']:.0f} s); test metrics:\n" + metrics_text(result["metrics"]),
+                + (f"{result['workers']} Ray workers, " if result["engine"] == "ray" else "")
+                + f"{result['seconds']:.0f} s); test metrics:\n"
+                + metrics_text(result["metrics"]),
             )
 
         run(as_json, body)

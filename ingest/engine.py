@@ -129,3 +129,16 @@ def check_room(ray: Any, workers: int, actor_cpus: float, what: str, beside: flo
             f"--ray-workers {workers} {what} need {workers * actor_cpus:g} CPUs{tasks}, and the Ray cluster has "
             f"{cpus}: use --ray-workers {max(1, room)} or fewer, or add nodes"
         )
+
+
+def innermost(exc: BaseException) -> str:
+    """The one-line reason under Ray's wrappers (a RayTaskError holds the worker's exception as `cause`)."""
+    seen = exc
+    while True:
+        inner = getattr(seen, "cause", None) or seen.__cause__
+        if inner is None or inner is seen:
+            break
+        seen = inner
+    lines = [line for line in str(seen).splitlines() if line.strip()]
+    text = lines[0] if lines else type(seen).__name__
+    return " ".join(text.split())[:300]

@@ -23,7 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .engine import EngineError, check_room, cluster_cpus, cluster_gpus, ray_cluster
+from .engine import EngineError, check_room, cluster_cpus, cluster_gpus, innermost, ray_cluster
 from .ray_workers import ClipSource, ShardEmbedder, prepare_shard
 from .sources import Entry
 from .staging import Staging, entry_json, shard_name, shard_results
@@ -140,7 +140,7 @@ class _StagingJob:
         try:
             return {row["shard"] for row in dataset.iter_rows()}
         except Exception as exc:
-            raise EngineError(f"the Ray ingest failed: {_innermost(exc)}") from exc
+            raise EngineError(f"the Ray ingest failed: {innermost(exc)}") from exc
 
 
 def _merge(writer: CatalogWriter, staging: Staging, names: list[str], progress: bool) -> None:
@@ -155,16 +155,3 @@ def _merge(writer: CatalogWriter, staging: Staging, names: list[str], progress: 
         if remaining[name] == 0:
             staging.remove(name)
             writer.report.shards["merged"] += 1
-
-
-def _innermost(exc: BaseException) -> str:
-    """The one-line reason under Ray's wrappers (a RayTaskError holds the worker's exception as `cause`)."""
-    seen = exc
-    while True:
-        inner = getattr(seen, "cause", None) or seen.__cause__
-        if inner is None or inner is seen:
-            break
-        seen = inner
-    lines = [line for line in str(seen).splitlines() if line.strip()]
-    text = lines[0] if lines else type(seen).__name__
-    return " ".join(text.split())[:300]

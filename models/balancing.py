@@ -58,6 +58,13 @@ class Balancer(nn.Module):
     def end_epoch(self, mean_losses: dict[str, float]) -> None:
         """Called with the epoch's mean unweighted losses (DWA updates its weights here)."""
 
+    def state(self) -> torch.Tensor | None:
+        """Weights set in `update` outside the optimizer (GradNorm's): data-parallel workers average them."""
+        return None
+
+    def set_state(self, state: torch.Tensor) -> None:
+        """Take the weights `state` gave, averaged over the workers."""
+
 
 class Uncertainty(Balancer):
     def __init__(self, tasks: tuple[str, ...], weights: dict[str, float] | None = None):
@@ -127,6 +134,13 @@ class GradNorm(Balancer):
         new_w = torch.clamp(w - self.lr * grad_w * w, min=1e-3)
         new_w = new_w * len(tasks) / new_w.sum()  # renormalise: the weights sum to the number of tasks
         for t, value in zip(tasks, new_w):
+            self.log_weight[t] = torch.log(value)
+
+    def state(self) -> torch.Tensor:
+        return torch.stack([torch.exp(self.log_weight[t]) for t in self.tasks])
+
+    def set_state(self, state: torch.Tensor) -> None:
+        for t, value in zip(self.tasks, state):
             self.log_weight[t] = torch.log(value)
 
 

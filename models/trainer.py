@@ -14,6 +14,7 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from .context import HOUR_SLOTS, hour_slot
 from .data import CatalogTensors, Impressions
 from .metrics import binary_metrics, dot_ranking_metrics, multiclass_metrics, regression_metrics
 from .multitask import GROUPS, TOWER_TASKS, MultiTaskNet, in_chunks
+
+if TYPE_CHECKING:
+    from .parallel import DataParallel
 
 # The metric each task is judged by on validation data, and whether higher is better.
 PRIMARY = {
@@ -257,8 +261,10 @@ def fit(
     category_val: torch.Tensor,
     config: TrainConfig,
     description: str = "training",
+    parallel: DataParallel | None = None,
 ) -> FitResult:
-    """Train in place; on return the network holds the weights of its best validation epoch.
+    """Train in place; on return the network holds the weights of its best validation epoch. `parallel`: this
+    process is one worker of data-parallel training, and `train` its shard (models/parallel.py).
 
     One torch thread by default: the matrices are small (a batch of 512 by a few hundred features), so a
     second thread gains little, and where another process shares the cores it makes every step many
@@ -267,7 +273,7 @@ def fit(
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        return _fit(net, train, val, catalog, category_train, category_val, config, description)
+        return _fit(net, train, val, catalog, category_train, category_val, config, description, parallel)
     finally:
         torch.set_num_threads(threads)
 
@@ -281,12 +287,17 @@ def _fit(
     category_val: torch.Tensor,
     config: TrainConfig,
     description: str,
+    parallel: DataParallel | None,
 ) -> FitResult:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     net.set_catalog(catalog)
-    mark_seen(net, train, catalog)
-    cw = class_weights(train, catalog, category_train, net.config.n_categories, config.class_weighting)
+    if parallel is None:
+        mark_seen(net, train, catalog)
+        cw = class_weights(train, catalog, category_train, net.config.n_categories, config.class_weighting)
+    else:  # the whole training set's, not this worker's shard
+        parallel.mark_seen(net)
+        cw = parallel.class_weights
     for task, pw in cw.pos_weight.items():
         if task in TOWER_TASKS:
             net.logit_shift[TOWER_TASKS.index(task)] = -math.log(pw)
@@ -295,6 +306,9 @@ def _fit(
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     batch_size = effective_batch_size(config.batch_size, len(train))
     steps = math.ceil(len(train) / batch_size)
+    if parallel is not None:
+        batch_size, steps = parallel.batch_size, parallel.steps
+        parallel.start(params)
     bar = tqdm(
         total=config.epochs * steps,
         desc=description,
@@ -321,9 +335,11 @@ def _fit(
                 else None
             )
             losses = task_losses(net, batch, videos, cw)
-            if not losses:
-                continue
+            if not losses and parallel is None:
+                continue  # a data-parallel worker still takes its part in the step's collectives
             balancer.update(losses, net.shared_parameters())
+            if parallel is not None:
+                parallel.balancer(balancer)
             penalty = config.gate_l1 * net.feature_gates().sum()
             optimizer.zero_grad(set_to_none=True)
             if config.pcgrad and len(losses) > 1:
@@ -336,6 +352,8 @@ def _fit(
                 )
             else:
                 (balancer.combine(losses) + penalty).backward()
+            if parallel is not None:
+                parallel.gradients(params)
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             optimizer.step()
             seen += len(rows)
@@ -344,10 +362,14 @@ def _fit(
                 counts[task] = counts.get(task, 0) + 1
             bar.update()
         train_seconds += time.perf_counter() - epoch_started
+        if parallel is not None:
+            sums, counts = parallel.epoch_losses(sums, counts, net.config.tasks)
         mean_losses = {t: sums[t] / counts[t] for t in sums}
         balancer.end_epoch(mean_losses)
         metrics = evaluate(net, val, category_val, per_user=False)
         score = validation_score(metrics)
+        if parallel is not None:
+            score = parallel.decide(score)
         curves.append(
             {
                 "epoch": epoch,

@@ -1,7 +1,7 @@
 """Learning from what people watch, on the write path: features from the store, the time split, training,
 checkpoints, scoring and evaluation of the multi-task model (whose network lives in `models/`).
 
-Modules import one way: errors <- features <- split <- ranking <- training <- scoring <- checkpoint <-
+Modules import one way: errors <- features <- split <- ranking <- distributed <- training <- scoring <- checkpoint <-
 evaluation.
 """
 

@@ -67,6 +67,8 @@ def _config(model_id: str, trained: Trained, weights_sha256: str) -> dict:
     """What a model is (config.json, and the models row that loading reads)."""
     options = asdict(trained.options)
     options["groups"] = list(options["groups"])
+    for where in ("engine", "workers"):  # where it trained, not what: a retrain (forget) runs locally
+        options.pop(where)
     return {
         "format": FORMAT,
         "model_id": model_id,
@@ -316,4 +318,6 @@ def train_and_save(store: Store, options: TrainOptions | None = None) -> dict:
         "diagnostics": trained.diagnostics,
         "seconds": round(trained.seconds, 1),
         "examples_per_second": {n: round(f.examples_per_second) for n, f in trained.fits.items()},
+        "engine": trained.options.engine,
+        "workers": trained.options.workers,
     }

@@ -8,9 +8,11 @@ a trained model is checkpoint.py's.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -21,7 +23,9 @@ from models.diagnostics import diagnostics
 from models.multitask import ARCHS, GROUPS, TASKS, MultiTaskNet, NetConfig
 from models.trainer import FitResult, TrainConfig, evaluate, fit, predict
 
+from ..engine import EngineError, check_engine, cluster_gpus, ray_cluster
 from ..store import Store
+from .distributed import fit_on_ray
 from .errors import ModelError
 from .features import META_DIM, FeatureSet, build_features
 from .ranking import ranking_eval
@@ -50,6 +54,8 @@ class TrainOptions:
     diagnostics: bool = True  # permutation importance and expert use on validation data (ablation runs skip it)
     net: dict = field(default_factory=dict)  # NetConfig overrides
     train: dict = field(default_factory=dict)  # TrainConfig overrides
+    engine: str = "local"  # where it trains (not what): `ray` runs the loop on Ray Train workers, data-parallel
+    workers: int | None = None  # ray: workers (None: one per GPU, else 1)
 
     def split(self, features: FeatureSet) -> Split:
         return make_split(
@@ -118,26 +124,36 @@ def train_model(store: Store, options: TrainOptions | None = None, features: Fea
     started = time.perf_counter()
     if options.arch not in ARCH_CHOICES:
         raise ModelError(f"unknown architecture {options.arch!r}; choose one of {', '.join(ARCH_CHOICES)}")
+    check_engine(options.engine)
+    if options.workers is not None and options.engine != "ray":
+        raise EngineError("workers go with the ray engine")
     features = features or build_features(store)
     split = options.split(features)
     check_learnable(features, split)
     imp = features.impressions
     train, val = imp.take(split.train), imp.take(split.val)
     nets, fits, curves = {}, {}, {}
-    for name, config in net_configs(features, options).items():
-        torch.manual_seed(options.seed)
-        net = MultiTaskNet(config)
-        fits[name] = fit(
-            net,
-            train,
-            val,
-            features.catalog.tensors,
-            split.category_train,
-            split.category_val,
-            train_config(options),
-            description=f"training {options.arch}" + ("" if name == "all" else f" ({name})"),
-        )
-        nets[name], curves[name] = net, fits[name].curves
+    on_ray = options.engine == "ray"
+    with ray_cluster() if on_ray else contextlib.nullcontext() as ray:  # one cluster for every network
+        run = fit
+        if on_ray:  # the count as run, in the result
+            workers = options.workers or max(1, cluster_gpus(ray))
+            options = replace(options, workers=workers)
+            run = functools.partial(fit_on_ray, workers=workers, staging=store.paths.staging)
+        for name, config in net_configs(features, options).items():
+            torch.manual_seed(options.seed)
+            net = MultiTaskNet(config)
+            fits[name] = run(
+                net,
+                train,
+                val,
+                features.catalog.tensors,
+                split.category_train,
+                split.category_val,
+                train_config(options),
+                description=f"training {options.arch}" + ("" if name == "all" else f" ({name})"),
+            )
+            nets[name], curves[name] = net, fits[name].curves
     trained = Trained(options, nets, features, split, {}, curves, fits, 0.0)
     trained.metrics = test_metrics(trained)
     for name, net in nets.items() if options.diagnostics else ():
