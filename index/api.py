@@ -7,6 +7,7 @@ Work that spans floors (ingest, then bring the indexes up to date) is orchestrat
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -153,9 +154,19 @@ class Vidrec:
         return self.recommender.recommend(user_id, context, k, list(session_history), list(exclude), model_id)
 
     def popular(self, context: Context, k: int = DEFAULT_K) -> list[dict]:
+        """The baseline list: `score` ranks it (this device and part of day weigh most), `clicks` is how many
+        times each video was clicked in the recent window, in any context (a whole number to show)."""
         top = self.recommender.popular(context, k)
         titles = self.store.videos.titles([v for v, _ in top])
-        return [{"video_id": v, "title": titles.get(v, ""), "clicks": round(c, 1)} for v, c in top]
+        counts, _ = self.recommender.popularity()
+        chosen = {v for v, _ in top}
+        clicks: Counter = Counter()
+        for (video_id, _, _), n in counts.items():
+            if video_id in chosen:
+                clicks[video_id] += n
+        return [
+            {"video_id": v, "title": titles.get(v, ""), "clicks": int(clicks[v]), "score": round(c, 1)} for v, c in top
+        ]
 
     # ---- feedback from the UI -------------------------------------------------------------------
     def log_impressions(self, user_id: str, video_ids: list[str], context: Context) -> int:

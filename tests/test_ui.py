@@ -88,6 +88,8 @@ def test_for_you_follows_the_link_and_the_context_and_logs_impressions(ui_data):
     morning = shown(at)
     assert len(morning) == 10 and len(shown(at, "pop")) > 0
     morning_text = [c.value for c in at.caption]
+    counts = [c for c in morning_text if re.search(r" · [\d,]+ clicks?$", c)]  # popular: whole clicks, plurals right
+    assert len(counts) == len(shown(at, "pop")) and not any(re.search(r"\b1 clicks|\.\d+ clicks", c) for c in counts)
 
     time.sleep(1.1)  # an impression is keyed by (user, video, second): a person takes longer than that to change
     at.selectbox(key="fy_device").set_value("tv")
@@ -275,6 +277,7 @@ def test_model_page_shows_the_report_and_the_map(ui_data):
         "Embedding map",
     ]
     assert "click AUC" in [m.label for m in at.metric]
+    assert any(re.fullmatch(r"Best \(kept\) epoch: \d+", c.value) for c in at.caption)  # a number, not "all 8"
     assert not any(t.label == "Ablations" and t.dataframe for t in at.tabs)  # none saved yet: a hint instead
     charts = at.get("vega_lite_chart")
     assert len(charts) >= 4  # curves (loss, validation), experts, gates, importance, map

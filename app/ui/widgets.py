@@ -28,6 +28,11 @@ def md(text, limit: int | None = None) -> str:
     return _SPECIAL.sub(r"\\\1", text)
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 video', '2 videos', '1,234 clicks': a count as people write it."""
+    return f"{n:,} {noun if n == 1 else noun + 's'}"
+
+
 def title_of(item: dict) -> str:
     return item.get("title") or item.get("video_id") or "(untitled)"
 

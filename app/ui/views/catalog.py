@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.ui import state, uploads
-from app.ui.widgets import duration, grid, md
+from app.ui.widgets import duration, grid, md, plural
 from index import browse
 from index.api import Vidrec
 from ingest.learning import ModelError
@@ -139,7 +139,7 @@ with browse_tab:
     videos = browse.video_page(
         vidrec.store, (page - 1) * PER_PAGE, PER_PAGE, None if category == "all" else category, text
     )[1]
-    st.caption(f"{total:,} videos, newest first")
+    st.caption(f"{plural(total, 'video')}, newest first")
     grid(
         vidrec,
         videos,

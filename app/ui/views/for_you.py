@@ -4,7 +4,7 @@ What it shows is logged as impressions; likes and skips count at once through th
 import streamlit as st
 
 from app.ui import state
-from app.ui.widgets import compact_list, grid, md
+from app.ui.widgets import compact_list, grid, md, plural
 from index import browse
 from ingest.learning import ModelError
 
@@ -108,5 +108,5 @@ with side:
         vidrec,
         popular,
         "pop",
-        detail=lambda i: f"{md(categories.get(i['video_id']) or 'uncategorised')} · {i['clicks']:g} clicks",
+        detail=lambda i: f"{md(categories.get(i['video_id']) or 'uncategorised')} · {plural(i['clicks'], 'click')}",
     )

@@ -136,7 +136,9 @@ else:
                         width="stretch",
                     )
             if report["best_epochs"]:
-                st.caption("Best (kept) epoch: " + ", ".join(f"{md(k)} {v}" for k, v in report["best_epochs"].items()))
+                best = report["best_epochs"]  # {"all": n} for one network, else {task: n}
+                kept = str(best["all"]) if list(best) == ["all"] else ", ".join(f"{md(k)} {v}" for k, v in best.items())
+                st.caption(f"Best (kept) epoch: {kept}")
     with experts_tab:
         for warning in report["warnings"]:
             st.warning(md(warning))

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app.ui import state, uploads
-from app.ui.widgets import grid, md
+from app.ui.widgets import grid, md, plural
 from index.search import SearchError
 
 vidrec = state.api()
@@ -23,7 +23,7 @@ with by_text:
         except SearchError as exc:
             st.error(md(exc))
         else:
-            st.caption(f"{len(found)} videos closest to the text, by CLIP over frames and text")
+            st.caption(f"{plural(len(found), 'video')} closest to the text, by CLIP over frames and text")
             grid(vidrec, found, "text", detail=lambda i: f"similarity {i['similarity']:.2f}")
 
 with by_file:
@@ -53,5 +53,5 @@ with by_file:
         if status == "error":
             st.error(md(value))
         else:
-            st.caption(f"{len(value)} videos that look most like {md(upload.name, 80)}")
+            st.caption(f"{plural(len(value), 'video')} that look most like {md(upload.name, 80)}")
             grid(vidrec, value, "file", detail=lambda i: f"similarity {i['similarity']:.2f}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.ui import state
-from app.ui.widgets import duration, grid, md
+from app.ui.widgets import duration, grid, md, plural
 from index import browse
 
 vidrec = state.api()
@@ -50,7 +50,8 @@ with about:
     st.caption(
         f"{md(video['category'] or 'uncategorised')} · {duration(video['duration'])} · "
         f"{video['width']}×{video['height']} {md(video['codec'])} · "
-        f"{video['clicks']} clicks, {video['likes']} likes from {video['impressions']} impressions"
+        f"{plural(video['clicks'], 'click')}, {plural(video['likes'], 'like')} from "
+        f"{plural(video['impressions'], 'impression')}"
     )
     if video["description"]:
         st.markdown(md(video["description"], 1200))
@@ -94,4 +95,9 @@ st.subheader("Similar videos")
 grid(vidrec, vidrec.similar(video_id, 10), "similar", detail=lambda i: f"similarity {i['similarity']:.2f}")
 if video["category"]:
     st.subheader(f"More {md(video['category'])}")
-    grid(vidrec, browse.more_from_category(vidrec.store, video_id, 5), "more", detail=lambda i: f"{i['clicks']} clicks")
+    grid(
+        vidrec,
+        browse.more_from_category(vidrec.store, video_id, 5),
+        "more",
+        detail=lambda i: plural(i["clicks"], "click"),
+    )
