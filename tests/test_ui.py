@@ -16,6 +16,7 @@ from app import common
 from app.ui import state, uploads
 from app.ui.widgets import md
 from index import browse
+from index.api import Vidrec
 from ingest.learning.evaluation import save_ablations
 from ingest.store import Store
 
@@ -104,6 +105,12 @@ def test_for_you_follows_the_link_and_the_context_and_logs_impressions(ui_data):
     }
     assert {r["video_id"] for r in rows if r["device"] == "mobile"} >= set(morning)
     assert not any(r["clicked"] for r in rows)
+
+    usual = Vidrec(ui_data, read_only=True).context  # someone who usually watches on another device than tv
+    other = next(u for u in at.selectbox(key="fy_user").options[1:] if u != user and usual(u).device != "tv")
+    at.selectbox(key="fy_user").set_value(other)
+    ok(at.run())
+    assert at.selectbox(key="fy_device").value == "tv" and at.slider(key="fy_hour").value == 21  # kept as chosen
 
 
 def test_likes_and_skips_count_at_once_and_are_stored(ui_data):

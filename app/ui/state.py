@@ -152,9 +152,11 @@ def take_widgets() -> None:
 
 
 def user_changed(vidrec: Vidrec) -> None:
-    """A new user brings their usual device and region (the hour and day stay as chosen)."""
+    """A new user brings their region (where they are); the hour, the day and a device chosen stay as chosen
+    (a device left empty becomes the user's usual one)."""
     take_widgets()
-    default = vidrec.context(current_user(), choice().get("hour"), choice().get("weekday"))
+    c = choice()
+    default = vidrec.context(current_user(), c.get("hour"), c.get("weekday"), c.get("device") or None)
     _set({"device": default.device or "", "region": default.region or ""})
 
 
