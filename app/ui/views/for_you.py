@@ -102,7 +102,10 @@ with main:
         )
 with side:
     st.subheader("Popular now")
-    st.caption("The baseline: most clicked lately on this device at this time of day.")
+    st.caption(
+        "The baseline: most clicked lately, clicks on this device at this time of day counting most; "
+        "each shows all its recent clicks."
+    )
     categories = vidrec.store.videos.categories([i["video_id"] for i in popular])
     compact_list(
         vidrec,
