@@ -168,6 +168,15 @@ class Vidrec:
             {"video_id": v, "title": titles.get(v, ""), "clicks": int(clicks[v]), "score": round(c, 1)} for v, c in top
         ]
 
+    def categories(self, video_ids: Sequence[str]) -> dict[str, dict]:
+        """{video_id: {category, predicted, confidence}}: the label, else the serving model's prediction
+        (marked predicted, with its probability); labels only while no model serves."""
+        try:
+            model = self.recommender.model
+        except ModelError:
+            model = None
+        return self.recommender.categories(list(dict.fromkeys(video_ids)), model)
+
     # ---- feedback from the UI -------------------------------------------------------------------
     def log_impressions(self, user_id: str, video_ids: list[str], context: Context) -> int:
         with self._writes:

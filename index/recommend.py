@@ -327,12 +327,22 @@ class Recommender:
 
     def _categories(self, model: LoadedModel, video_ids: list[str]) -> dict[str, str | None]:
         """The label, or the model's prediction for an unlabelled video."""
+        return {v: c["category"] for v, c in self.categories(video_ids, model).items()}
+
+    def categories(self, video_ids: list[str], model: LoadedModel | None = None) -> dict[str, dict]:
+        """{video_id: {category, predicted, confidence}}: the label when there is one (predicted False,
+        confidence None), else the model's most likely category and its probability; category None where
+        there is neither (no label, and no model that knows the video). One answer for every page."""
         labels = dict(zip(video_ids, self._labels(video_ids)))
-        missing = [v for v, c in labels.items() if not c and model.knows(v)]
+        out = {v: {"category": c, "predicted": False, "confidence": None} for v, c in labels.items()}
+        missing = [v for v, c in labels.items() if not c and model is not None and model.knows(v)]
         if missing:
+            assert model is not None
             names, probs = model.category_probabilities(missing)
-            labels.update({v: names[int(p.argmax())] for v, p in zip(missing, probs)})
-        return labels
+            for v, p in zip(missing, probs):
+                best = int(p.argmax())
+                out[v] = {"category": names[best], "predicted": True, "confidence": round(float(p[best]), 4)}
+        return out
 
     def _interests(self, history: list[str], model: LoadedModel) -> set[str]:
         """The categories that make up most of the user's history."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -116,3 +117,30 @@ def ray_cluster(tmp_path_factory):
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp_path_factory.mktemp("ray")), log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+# ---- the web UI's AppTest files (helpers in ui_support.py) ----------------------------------------------------
+@pytest.fixture(scope="module")
+def ui_base(trained_catalog, tmp_path_factory) -> Path:
+    """The trained tiny catalog with one video given a hostile title. Read only: tests that write copy it."""
+    from ui_support import EVIL
+
+    data_dir = tmp_path_factory.mktemp("ui") / "data"
+    shutil.copytree(trained_catalog[0], data_dir)
+    db = sqlite3.connect(data_dir / "catalog.db")
+    db.execute("UPDATE videos SET title = ? WHERE video_id = (SELECT MIN(video_id) FROM videos)", (EVIL,))
+    db.commit()
+    db.close()
+    return data_dir
+
+
+@pytest.fixture
+def ui_data(ui_base, tmp_path, monkeypatch) -> Path:
+    """A private copy that the app under test opens (as `vidrec serve` would hand it over)."""
+    from app import common
+
+    target = tmp_path / "data"
+    shutil.copytree(ui_base, target)
+    monkeypatch.setitem(common.options, "data_dir", None)  # CLI tests may have left --data-dir behind
+    monkeypatch.setenv("VIDREC_DATA_DIR", str(target))
+    return target

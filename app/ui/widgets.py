@@ -33,6 +33,16 @@ def plural(n: int, noun: str) -> str:
     return f"{n:,} {noun if n == 1 else noun + 's'}"
 
 
+def category_text(info: dict | None) -> str:
+    """One category wording for every page (escaped): the label, else the model's guess marked as such,
+    e.g. 'football (predicted, 62%)'; 'uncategorised' when there is neither."""
+    if not info or not info.get("category"):
+        return "uncategorised"
+    if info.get("predicted"):
+        return f"{md(info['category'])} (predicted, {info['confidence']:.0%})"
+    return md(info["category"])
+
+
 def title_of(item: dict) -> str:
     return item.get("title") or item.get("video_id") or "(untitled)"
 

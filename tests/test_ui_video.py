@@ -1,0 +1,45 @@
+"""The Video page through AppTest: a link opens it, its actions are stored, catalog text stays text."""
+
+from __future__ import annotations
+
+import re
+
+from ui_support import EVIL, app, ok, shown, ui_rows
+
+from app.ui.widgets import md
+from ingest.store import Store
+
+
+# ---- Video ------------------------------------------------------------------------------------------------
+def test_video_link_opens_the_video_and_its_actions_record_interactions(ui_data):
+    store = Store(ui_data)
+    video_id = [r.video_id for r in store.videos.all() if r.category][3]
+    category = store.videos.get(video_id).category
+    store.close()
+    at = ok(app(video=video_id))
+    assert [h.value for h in at.subheader][:2] == ["Similar videos", f"More {md(category)}"]
+    assert len(at.get("video")) == 1  # playback of the file
+    assert 0 < len(shown(at, "similar")) <= 10 and video_id not in shown(at, "similar")
+    assert shown(at, "more")
+    at.button(key="act-like").click()
+    ok(at.run())
+    visitor = at.session_state["visitor_id"]  # no user chosen: a new visitor of this session
+    rows = {r["video_id"]: r for r in ui_rows(ui_data, visitor)}
+    assert (rows[video_id]["clicked"], rows[video_id]["liked"]) == (1, 1)
+    assert any("Liked" in s.value for s in at.success)
+
+
+def test_hostile_titles_render_as_text(ui_data):
+    store = Store(ui_data)
+    video_id = store.db.execute("SELECT video_id FROM videos WHERE title = ?", (EVIL,)).fetchone()[0]
+    store.close()
+    at = ok(app(video=video_id))
+    heading = next(m.value for m in at.markdown if m.value.startswith("## "))
+    assert heading == "## " + md(EVIL)
+    assert not re.search(r"(?<!\\)[<>\[\]()*:]", heading[3:])  # every special character escaped
+    assert all(not getattr(m.proto, "allow_html", False) for m in at.markdown)
+
+
+def test_unknown_video_shows_an_error(ui_data):
+    at = ok(app(video="no-such-video"))
+    assert any("There is no video" in e.value for e in at.error)
