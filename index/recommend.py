@@ -334,7 +334,7 @@ class Recommender:
         confidence None), else the model's most likely category and its probability; category None where
         there is neither (no label, and no model that knows the video). One answer for every page."""
         labels = dict(zip(video_ids, self._labels(video_ids)))
-        out = {v: {"category": c, "predicted": False, "confidence": None} for v, c in labels.items()}
+        out: dict[str, dict] = {v: {"category": c, "predicted": False, "confidence": None} for v, c in labels.items()}
         missing = [v for v, c in labels.items() if not c and model is not None and model.knows(v)]
         if missing:
             assert model is not None
