@@ -169,6 +169,16 @@ class Videos:
             ).fetchall()
         )
 
+    def durations(self, video_ids: list[str]) -> dict[str, float]:
+        """video_id -> its length in seconds (for the cards' thumbnails)."""
+        if not video_ids:
+            return {}
+        return dict(
+            self.db.execute(
+                f"SELECT video_id, duration FROM videos WHERE video_id IN ({_marks(video_ids)})", list(video_ids)
+            ).fetchall()
+        )
+
     def category_counts(self) -> dict[str, int]:
         """Videos per category (UNLABELLED for those without), the largest first."""
         return dict(
