@@ -62,7 +62,9 @@ def test_likes_and_skips_count_at_once_and_are_stored(ui_data):
     at.button(key=f"rec-skip-{skipped}").click()
     ok(at.run())
     after = shown(at)
-    assert liked not in after and skipped not in after  # the session's history and exclusions apply at once
+    assert skipped not in after and len(after) == 10  # the session's exclusions apply at once
+    assert after[0] == liked  # the liked card stays in its place, confirmed instead of its buttons
+    assert any("Liked" in s.value for s in at.success) and not [b for b in at.button if b.key == f"rec-like-{liked}"]
     store = Store(ui_data)
     title = store.videos.get(liked).title
     store.close()

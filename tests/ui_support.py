@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from streamlit.testing.v1 import AppTest
 
@@ -27,7 +28,24 @@ def ok(at: AppTest) -> AppTest:
 
 
 def shown(at: AppTest, prefix: str = "rec") -> list[str]:
-    """The video ids of one grid, in order (each card's Watch button is keyed by its video id)."""
+    """The video ids of one list, in order: its cards (containers keyed `<prefix>-card-<n>`, each opening its
+    video by a page link), else buttons keyed `<prefix>-open-<video id>`."""
+    cards: list[tuple[int, str]] = []
+
+    def walk(node) -> None:
+        key = getattr(node, "key", None) or ""
+        if key.startswith(f"{prefix}-card-") and key[len(prefix) + 6 :].isdigit():
+            links = node.get("page_link")
+            if links:
+                query = parse_qs(links[0].proto.query_string)
+                cards.append((int(key[len(prefix) + 6 :]), query["video"][0]))
+                return
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    if cards:
+        return [video for _, video in sorted(cards)]
     return [b.key.split(f"{prefix}-open-", 1)[1] for b in at.button if b.key and b.key.startswith(f"{prefix}-open-")]
 
 

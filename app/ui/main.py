@@ -1,5 +1,5 @@
 """The web UI's entry point (`streamlit run app/ui/main.py`, started by `vidrec serve`): page setup and
-navigation. `?video=V` on the app's root opens that video's page (docs/cli.md, Web UI deep links)."""
+navigation. `?video=V` on the app's root shows that video's page (docs/cli.md, Web UI deep links)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ if str(ROOT) not in sys.path:  # streamlit puts only this script's folder on the
 import streamlit as st  # noqa: E402
 
 from app.ui import state  # noqa: E402
+from app.ui.widgets import page_style  # noqa: E402
 from ingest.store import StoreError  # noqa: E402
 
 st.set_page_config(page_title="vidrec", page_icon="🎬", layout="wide")
@@ -33,6 +34,8 @@ try:
 except StoreError as exc:
     st.error(" ".join(str(exc).split()))
     st.stop()
+page_style()
 if page is PAGES["for_you"] and st.query_params.get("video"):
-    st.switch_page(PAGES["video"], query_params={"video": st.query_params["video"]})
+    page = PAGES["video"]  # `/?video=V` shows the video in place: a redirect would add a history entry that Back
+    # returns to, and that would redirect again
 page.run()

@@ -10,6 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.common import data_dir
+from index import browse
 from index.api import Vidrec
 from index.feedback import SessionFeedback, ShownLists
 from ingest.store import DataDir
@@ -18,6 +19,8 @@ from models.context import Context
 NEW_VISITOR = "new visitor"
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 LINK_KEYS = ("user", "hour", "weekday", "device", "region")
+NEW_USER_NOTE = "new here"
+SANDBOX_VARIABLE = "VIDREC_SANDBOX"  # set by `vidrec serve --sandbox`
 
 
 # ---- the API ----------------------------------------------------------------------------------------------
@@ -110,18 +113,40 @@ def _set(values: dict) -> None:
         st.session_state[widget_key(name)] = value
 
 
+def _refuse_unknown(vidrec: Vidrec, values: dict) -> list[str]:
+    """A link may name anything: a device or region the catalog has never seen is refused (logged with an
+    impression it would become everyone's choice for good), and falls back to the user's usual one. A user the
+    catalog does not know gets a note (not a refusal: a link may welcome someone new)."""
+    problems = []
+    known = browse.context_choices(vidrec.store)
+    for key in ("device", "region"):
+        if key in values and values[key] not in known[key]:
+            choices = ", ".join(known[key][:8]) or "none yet"
+            problems.append(
+                f"{key} {values.pop(key)!r} is not one this catalog knows ({choices}): the usual one applies"
+            )
+    user = values.get("user")
+    if user and user != NEW_VISITOR and not vidrec.store.interactions.has_user(user):
+        problems.append(
+            f"{NEW_USER_NOTE}: {user!r} gets a starting list, and nothing is kept until they like, skip or "
+            "watch something"
+        )
+    return problems
+
+
 def apply_link(vidrec: Vidrec) -> list[str]:
-    """Set the choice from the URL's query parameters when they are new to this session (a deep link, or
-    the first visit); the missing parts take `recommend`'s defaults for that user. A URL without them
-    (the navigation menu's) keeps the session's choice. Returns the problems to show."""
+    """Set the choice from the URL's query parameters when they are new to this session (a deep link, Back or
+    Forward, or the first visit); the parts the URL does not name take `recommend`'s defaults for that user.
+    The URL the app left itself keeps the session's choice. Returns the problems to show."""
     params = {k: st.query_params.get(k) for k in LINK_KEYS if k in st.query_params}
     signature = tuple(sorted(params.items()))
     c = choice()
-    if "hour" in c and (not params or c.get("_link") == signature):
+    if "hour" in c and c.get("_link") == signature:
         for name in LINK_KEYS:  # the widgets were forgotten on another page: restore them
             st.session_state.setdefault(widget_key(name), c[name])
         return []
     values, problems = parse_link(params)
+    problems += _refuse_unknown(vidrec, values)
     user = values.get("user") or NEW_VISITOR
     default = vidrec.context(
         visitor_id() if user == NEW_VISITOR else user,
@@ -139,44 +164,55 @@ def apply_link(vidrec: Vidrec) -> list[str]:
             "region": default.region or "",
         }
     )
+    c["_explicit"] = set(values)
     c["_link"] = signature
     return problems
 
 
 def take_widgets() -> None:
-    """Copy the For you widgets' values into the choice (after they are drawn)."""
+    """Copy the For you widgets' values into the choice (after they are drawn); a value changed there is
+    chosen, and goes into the address."""
     c = choice()
+    explicit = c.setdefault("_explicit", set())
     for name in LINK_KEYS:
         if widget_key(name) in st.session_state:
-            c[name] = st.session_state[widget_key(name)]
+            value = st.session_state[widget_key(name)]
+            if value != c.get(name):
+                explicit.add(name)
+            c[name] = value
 
 
 def user_changed(vidrec: Vidrec) -> None:
-    """A new user brings their region (where they are); the hour, the day and a device chosen stay as chosen
-    (a device left empty becomes the user's usual one)."""
+    """A new user brings their region (where they are) and, unless one was chosen, their usual device; the
+    hour and the day stay as they were."""
     take_widgets()
     c = choice()
-    default = vidrec.context(current_user(), c.get("hour"), c.get("weekday"), c.get("device") or None)
+    explicit = c["_explicit"]
+    explicit.discard("region")
+    device = c.get("device") if "device" in explicit else None
+    default = vidrec.context(current_user(), c.get("hour"), c.get("weekday"), device or None)
     _set({"device": default.device or "", "region": default.region or ""})
 
 
 def write_link() -> None:
-    """Keep the URL in step with the chosen user and context, so that it can be shared or bookmarked."""
+    """Keep the URL in step with what was chosen (from a link or on the page), so that it can be shared or
+    bookmarked: one history entry per change; the parts left to their defaults stay out of it."""
     c = choice()
-    wanted = {
-        "user": c.get("user") or NEW_VISITOR,
-        "hour": str(c.get("hour")),
-        "weekday": str(c.get("weekday")),
-        "device": c.get("device") or "",
-        "region": c.get("region") or "",
-    }
-    wanted = {k: v for k, v in wanted.items() if v not in ("", "None") and not (k == "user" and v == NEW_VISITOR)}
+    explicit = c.setdefault("_explicit", set())
+    wanted = {k: str(c.get(k)) for k in LINK_KEYS if k in explicit and c.get(k) not in (None, "")}
+    if wanted.get("user") == NEW_VISITOR:
+        del wanted["user"]
     if {k: st.query_params.get(k) for k in LINK_KEYS if k in st.query_params} != wanted:
-        st.query_params.from_dict(wanted)
+        st.query_params.from_dict(wanted)  # one change, one history entry
     c["_link"] = tuple(sorted(wanted.items()))
 
 
 # ---- this session's feedback ----------------------------------------------------------------------------------
+def sandbox() -> bool:
+    """`vidrec serve --sandbox`: every action stays in the browser session; nothing is written to the catalog."""
+    return os.environ.get(SANDBOX_VARIABLE) == "1"
+
+
 def session_of(user_id: str) -> SessionFeedback:
     """This browser session's feedback of one user."""
     sessions = st.session_state.setdefault("sessions", {})
@@ -184,14 +220,20 @@ def session_of(user_id: str) -> SessionFeedback:
 
 
 def record(vidrec: Vidrec, user_id: str, video_id: str, action: str, context: Context) -> None:
-    """Store the feedback as an interaction of this user in this context, and let it count at once."""
-    vidrec.feedback(user_id, video_id, action, context)
+    """Store the feedback as an interaction of this user in this context (not in a sandbox), and let it count
+    at once."""
+    if not sandbox():
+        vidrec.feedback(user_id, video_id, action, context)
     session_of(user_id).apply(action, video_id)
     st.session_state["last_action"] = (action, video_id)
 
 
 def log_shown(vidrec: Vidrec, user_id: str, video_ids: list[str], context: Context) -> None:
-    """Log a shown list as impressions, the first time this session shows it in this context."""
+    """Log a shown list as impressions, once per view (user, context, list). Nothing is logged in a sandbox,
+    nor for someone the catalog does not know yet (a new visitor, a link's new user) until they act: a
+    visit alone leaves no trace in the data that popularity and training read."""
+    if sandbox() or not vidrec.store.interactions.has_user(user_id):
+        return
     shown = st.session_state.setdefault("_shown", ShownLists())
     if shown.first_time(user_id, context, video_ids):
         vidrec.log_impressions(user_id, video_ids, context)

@@ -14,9 +14,9 @@ import streamlit as st
 
 VIDEO_PAGE = "views/video.py"
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$=^&])")
-ACTIONS = {
-    "like": (":material/thumb_up:", "Like: more like this"),
-    "skip": (":material/block:", "Not interested: leave it out"),
+ACTIONS = {  # labelled: a tooltip does not exist on touch
+    "like": (":material/thumb_up:", "Like"),
+    "skip": (":material/block:", "Not for me"),
 }
 
 
@@ -61,68 +61,137 @@ def open_video(video_id: str) -> None:
     st.switch_page(VIDEO_PAGE, query_params={"video": video_id})
 
 
-def card(item: dict, thumb: bytes | None, key: str, detail: str = "", why=None, actions=None) -> None:
-    """One video: thumbnail, title, a detail line, an optional "why" and buttons.
-    actions: {"like" or "skip": callback(video_id)}, drawn as icon buttons after "Watch"."""
-    video_id = item["video_id"]
-    with st.container(border=True):
+def video_link(item: dict, limit: int = 60) -> None:
+    """The title as a link to the video's page: one history entry, the session kept (a page link navigates
+    inside the app; a button that switches page from Python adds two entries, and Back then stays put)."""
+    st.page_link(VIDEO_PAGE, label=f"**{md(title_of(item), limit)}**", query_params={"video": item["video_id"]})
+
+
+def opening(key: str, item: dict, thumb: bytes | None, seconds, limit: int = 60) -> None:
+    """Thumbnail and title, both opening the video (the page's CSS stretches the title's link over the
+    thumbnail, see STYLE), with the duration on the thumbnail."""
+    with st.container(key=f"{key}-open", gap=None):
         if thumb:
             st.image(thumb, width="stretch")
         else:
             st.caption("no thumbnail")
-        st.markdown(f"**{md(title_of(item), 60)}**")
+        if seconds:
+            st.caption(duration(seconds), width="content")
+        video_link(item, limit)
+
+
+def card(
+    item: dict,
+    thumb: bytes | None,
+    key: str,
+    slot: int,
+    detail: str = "",
+    why=None,
+    actions=None,
+    seconds=None,
+    note: str = "",
+    marked: str = "",
+) -> None:
+    """One video, the `slot`th of list `key`: thumbnail and title (both open it), a detail line, a reason in
+    a few words (`note`), an optional "why" and labelled buttons. actions: {"like" or "skip":
+    callback(video_id)}; `marked`: a confirmation shown instead of the buttons (e.g. "Liked")."""
+    video_id = item["video_id"]
+    with st.container(border=True, key=f"{key}-card-{slot}"):
+        opening(f"{key}-card-{slot}", item, thumb, seconds)
         if detail:
             st.caption(detail)
+        if note:
+            st.caption(f":material/lightbulb: {note}")
         if why is not None:
             with st.expander("Why this?"):
                 why()
-        buttons = st.columns([2] + [1] * len(actions or {}), gap="small")
-        if buttons[0].button("Watch", icon=":material/play_arrow:", key=f"{key}-open-{video_id}", width="stretch"):
-            open_video(video_id)
-        for column, (name, callback) in zip(buttons[1:], (actions or {}).items()):
-            icon, tip = ACTIONS[name]
-            column.button(
-                "",
-                icon=icon,
-                help=tip,
-                key=f"{key}-{name}-{video_id}",
-                on_click=callback,
-                args=(video_id,),
-                width="stretch",
-            )
-
-
-def grid(vidrec, items: list[dict], key: str, columns: int = 5, detail=None, why=None, actions=None) -> None:
-    """Cards in rows of `columns`. detail(item) -> caption text (already escaped); why(item) draws the
-    inside of the "Why this?" expander."""
-    if not items:
-        st.info("Nothing to show yet.")
-        return
-    thumbs = vidrec.store.videos.thumbnails([i["video_id"] for i in items])
-    for start in range(0, len(items), columns):
-        row = st.columns(columns, gap="small")
-        for column, item in zip(row, items[start : start + columns]):
-            with column:
-                card(
-                    item,
-                    thumbs.get(item["video_id"]),
-                    key,
-                    detail(item) if detail else "",
-                    (lambda item=item: why(item)) if why else None,
-                    actions,
+        if marked:
+            st.success(marked, icon=":material/check:")
+        elif actions:
+            buttons = st.columns(len(actions), gap="small")
+            for column, (name, callback) in zip(buttons, actions.items()):
+                icon, label = ACTIONS[name]
+                column.button(
+                    label,
+                    icon=icon,
+                    key=f"{key}-{name}-{video_id}",
+                    on_click=callback,
+                    args=(video_id,),
+                    width="stretch",
                 )
 
 
+def grid(
+    vidrec, items: list[dict], key: str, columns: int = 5, detail=None, why=None, actions=None, note=None, marked=None
+) -> None:
+    """Cards in rows of `columns` (two a row on a phone). detail(item) -> caption text (already escaped);
+    why(item) draws the inside of the "Why this?" expander; note(item) -> a few words on why it is here;
+    marked(item) -> a confirmation instead of the buttons, or ""."""
+    if not items:
+        st.info("Nothing to show yet.")
+        return
+    ids = [i["video_id"] for i in items]
+    thumbs = vidrec.store.videos.thumbnails(ids)
+    seconds = vidrec.store.videos.durations(ids)
+    with st.container(key=f"grid-{key}"):
+        for start in range(0, len(items), columns):
+            row = st.columns(columns, gap="small")
+            for n, (column, item) in enumerate(zip(row, items[start : start + columns]), start):
+                with column:
+                    card(
+                        item,
+                        thumbs.get(item["video_id"]),
+                        key,
+                        n,
+                        detail(item) if detail else "",
+                        (lambda item=item: why(item)) if why else None,
+                        actions,
+                        seconds.get(item["video_id"]),
+                        note(item) if note else "",
+                        marked(item) if marked else "",
+                    )
+
+
 def compact_list(vidrec, items: list[dict], key: str, detail=None) -> None:
-    """A narrow column of small cards (thumbnail, title, detail), each opening the video."""
-    thumbs = vidrec.store.videos.thumbnails([i["video_id"] for i in items])
-    for item in items:
-        with st.container(border=True):
+    """A narrow column of small cards (thumbnail, title, duration, detail), each opening the video."""
+    ids = [i["video_id"] for i in items]
+    thumbs = vidrec.store.videos.thumbnails(ids)
+    seconds = vidrec.store.videos.durations(ids)
+    for n, item in enumerate(items):
+        with st.container(border=True, key=f"{key}-card-{n}"):
             picture, text = st.columns([1, 2], gap="small")
-            if thumbs.get(item["video_id"]):
-                picture.image(thumbs[item["video_id"]], width="stretch")
-            text.markdown(f"**{md(title_of(item), 48)}**")
+            with picture:
+                opening(f"{key}-card-{n}", item, thumbs.get(item["video_id"]), seconds.get(item["video_id"]), 48)
             if detail:
                 text.caption(detail(item))
-            if st.button("Watch", icon=":material/play_arrow:", key=f"{key}-open-{item['video_id']}", type="tertiary"):
-                open_video(item["video_id"])
+
+
+# Page styles (constant CSS, no catalog text): a card's title link is stretched over its thumbnail; the
+# duration sits on the thumbnail's corner; on a phone, grids keep two cards a row and cards stay compact.
+STYLE = """
+<style>
+[class*="-open"][class*="st-key-"] { position: relative; }
+[class*="-open"][class*="st-key-"] [data-testid="stPageLink"] a::after {
+  content: ""; position: absolute; inset: 0; z-index: 1;
+}
+[class*="-open"][class*="st-key-"] [data-testid="stCaptionContainer"] {
+  position: absolute; top: 0.35rem; right: 0.35rem; z-index: 2; background: rgba(0, 0, 0, 0.72);
+  color: #fff; padding: 0 0.35rem; border-radius: 0.25rem; font-size: 0.75rem;
+}
+[class*="-open"][class*="st-key-"] [data-testid="stCaptionContainer"] p { color: #fff; }
+@media (max-width: 640px) {
+  [class*="st-key-grid-"] [data-testid="stHorizontalBlock"] { flex-wrap: wrap !important; gap: 0.5rem !important; }
+  [class*="st-key-grid-"] [data-testid="stColumn"] {
+    min-width: calc(50% - 0.25rem) !important; max-width: calc(50% - 0.25rem) !important;
+    flex: 1 1 calc(50% - 0.25rem) !important; width: calc(50% - 0.25rem) !important;
+  }
+  [class*="st-key-grid-"] [data-testid="stVerticalBlockBorderWrapper"] { padding: 0.4rem !important; }
+  [class*="st-key-grid-"] button { padding: 0.1rem 0.3rem !important; min-height: 2rem !important; }
+  [class*="st-key-grid-"] [data-testid="stExpander"] { display: none; }
+}
+</style>
+"""
+
+
+def page_style() -> None:
+    st.html(STYLE)

@@ -1,16 +1,21 @@
 """For you: a user's recommendations in a chosen context, each with its why, beside the popular baseline.
-What it shows is logged as impressions; likes and skips count at once through the session's history."""
+What it shows is logged as impressions (once per view, for users the catalog knows); likes and skips count at
+once through the session's history, and a liked card stays in place, marked."""
 
 import streamlit as st
 
 from app.ui import state
-from app.ui.widgets import compact_list, grid, md, plural
+from app.ui.widgets import category_text, compact_list, grid, md, plural
 from index import browse
 from ingest.learning import ModelError
 
+K = 10
 vidrec = state.api()
 for problem in state.apply_link(vidrec):
-    st.warning(f"Link parameter ignored: {md(problem)}")
+    if problem.startswith(state.NEW_USER_NOTE):
+        st.info(md(problem), icon=":material/person_add:")
+    else:
+        st.warning(f"Link parameter ignored: {md(problem)}")
 choices = browse.context_choices(vidrec.store)
 chosen = state.choice()
 
@@ -19,8 +24,25 @@ def options(known: list[str], current) -> list[str]:
     return list(dict.fromkeys([*known, *([current] if current else [])]))
 
 
+def summary() -> str:
+    """The context as the widgets hold it now, for the folded filters' label."""
+    get = st.session_state.get
+    user = get(state.widget_key("user")) or state.NEW_VISITOR
+    return (
+        f"{state.WEEKDAYS[get(state.widget_key('weekday'), 0)][:3]} {get(state.widget_key('hour'), 0):02d}:00 · "
+        f"{get(state.widget_key('device')) or 'any device'} · {get(state.widget_key('region')) or 'any region'} · "
+        f"{user}"
+    )
+
+
+def on_phone() -> bool:
+    """Phones fold the filters away so that the first screen shows videos."""
+    agent = st.context.headers.get("User-Agent") or ""
+    return "Mobi" in agent or "Android" in agent
+
+
 st.title("For you")
-with st.container(border=True):
+with st.expander(md(summary(), 120), expanded=not on_phone(), icon=":material/tune:"):
     c_user, c_hour, c_day, c_device, c_region = st.columns([3, 3, 2, 2, 2])
     c_user.selectbox(
         "User",
@@ -39,14 +61,22 @@ state.write_link()
 user = state.current_user()
 context = state.current_context(vidrec)
 session = state.session_of(user)
+view = (user, context)
+pinned: dict = st.session_state.setdefault("_pinned", {}).setdefault(view, {})  # liked here: {video_id: (slot, item)}
+last_lists: dict = st.session_state.setdefault("_last_list", {})
 
 
 def like(video_id):
     state.record(vidrec, user, video_id, "like", context)
+    shown_before = last_lists.get(view, [])
+    for slot, item in enumerate(shown_before):
+        if item["video_id"] == video_id:
+            pinned[video_id] = (slot, item)
 
 
 def skip(video_id):
     state.record(vidrec, user, video_id, "skip", context)
+    pinned.pop(video_id, None)
 
 
 def why(item):
@@ -59,27 +89,53 @@ def why(item):
     )
 
 
+def with_pins(items: list[dict]) -> list[dict]:
+    """The new list with this view's liked cards back in their places (a like re-ranks the list, and the liked
+    video, now in the history, would leave it: the card stays, marked, instead)."""
+    out = [i for i in items if i["video_id"] not in pinned]
+    for slot, item in sorted(pinned.values(), key=lambda p: p[0]):
+        out.insert(min(slot, len(out)), item)
+    return out[: max(K, len(pinned))]
+
+
+def note(item) -> str:
+    """Why it is here, in a few words; a video that arrived after this session's likes or watches says so."""
+    reasons = item.get("reasons") or []
+    for reason in reasons:
+        for video_id, title in acted.items():
+            if reason == f"like “{title}” you watched":
+                verb = "liked" if video_id in session.liked else "watched"
+                return md(f"New, because you {verb} “{title}”", 70)
+    return md((reasons[0] if reasons else "picked by the model").capitalize(), 70)
+
+
 top, reset = st.columns([6, 1], vertical_alignment="bottom")
 top.caption(
     f"For **{md(user)}** on {md(state.describe(context))}. This session: {len(session.liked)} liked, "
     f"{len(session.history)} watched, {len(session.skipped)} skipped."
+    + (" Sandbox: nothing you do here is kept after this session." if state.sandbox() else "")
 )
 if reset.button(
     "Start over", help="Forget this session's likes and skips (they stay in the store)", disabled=session.empty
 ):
     session.reset()
+    pinned.clear()
     st.rerun()
 
 result: dict | None
 try:
-    result = vidrec.recommend(user, context, k=10, session_history=session.history, exclude=session.skipped)
+    result = vidrec.recommend(user, context, k=K, session_history=session.history, exclude=session.skipped)
 except ModelError as exc:
     st.warning(f"Recommendations need a trained model: {' '.join(str(exc).split())}")
     result = None
 
+items = with_pins(result["items"]) if result else []
+acted = vidrec.store.videos.titles(session.history)  # this session's likes and watches: {video_id: title}
 popular = vidrec.popular(context, 5)
-shown = ([i["video_id"] for i in result["items"]] if result else []) + [i["video_id"] for i in popular]
+categories = vidrec.categories([i["video_id"] for i in items + popular])
+shown = [i["video_id"] for i in items if i["video_id"] not in pinned] + [i["video_id"] for i in popular]
 state.log_shown(vidrec, user, list(dict.fromkeys(shown)), context)
+last_lists[view] = items
 main, side = st.columns([5, 1.2], gap="medium")
 with main:
     if result is not None:
@@ -91,14 +147,21 @@ with main:
                 "New here: a starting list from what suits this moment and a spread of content; like or skip "
                 "to steer it."
             )
+        st.caption(
+            "Ranked by the model's value of a view (the score), then spread for variety: a video much like one "
+            "above it, or of a category that already fills 40% of the list, moves down, so a lower score can "
+            "come first."
+        )
         grid(
             vidrec,
-            result["items"],
+            items,
             "rec",
             columns=4,
-            detail=lambda i: f"{md(i.get('category') or 'uncategorised')} · score {i['score']:.3f}",
+            detail=lambda i: f"{category_text(categories.get(i['video_id']))} · score {i['score']:.3f}",
             why=why,
             actions={"like": like, "skip": skip},
+            note=note,
+            marked=lambda i: "Liked: more like it below" if i["video_id"] in pinned else "",
         )
 with side:
     st.subheader("Popular now")
@@ -106,10 +169,9 @@ with side:
         "The baseline: most clicked lately, clicks on this device at this time of day counting most; "
         "each shows all its recent clicks."
     )
-    categories = vidrec.store.videos.categories([i["video_id"] for i in popular])
     compact_list(
         vidrec,
         popular,
         "pop",
-        detail=lambda i: f"{md(categories.get(i['video_id']) or 'uncategorised')} · {plural(i['clicks'], 'click')}",
+        detail=lambda i: f"{category_text(categories.get(i['video_id']))} · {plural(i['clicks'], 'click')}",
     )
