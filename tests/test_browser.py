@@ -92,18 +92,56 @@ def server(browser_needed, trained_catalog, tmp_path):
         log.close()
 
 
-def captions(page) -> list[str]:
-    return page.locator('[data-testid="stCaptionContainer"]').all_inner_texts()
+PHONE = dict(
+    viewport={"width": 390, "height": 844},
+    user_agent="Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.0 Mobile/15E148 Safari/604.1",
+    is_mobile=True,
+    has_touch=True,
+)
 
 
-def wait_for_change(page, before: list[str], timeout: float = 30) -> list[str]:
+def listed(page, key: str = "rec") -> list[str]:
+    """The video ids of a list's cards, in order (each card's title links to its video)."""
+    ids = []
+    n = 0
+    while page.locator(f".st-key-{key}-card-{n}").count():
+        href = page.locator(f".st-key-{key}-card-{n} a").first.get_attribute("href") or ""
+        ids.append(href.split("video=", 1)[1])
+        n += 1
+    return ids
+
+
+def wait_for_list(page, before: list[str] | None = None, timeout: float = 60) -> list[str]:
+    """The For you list once drawn (and, given `before`, once it differs from it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         page.wait_for_timeout(300)
-        now = captions(page)
-        if now != before and page.get_by_text("Recommended for you").count():
-            return now
-    raise AssertionError("the For you list did not change")
+        now = listed(page)
+        if len(now) == 10 and page.get_by_text("Recommended for you").count() and now != before:
+            page.wait_for_timeout(300)
+            if listed(page) == now:
+                return now
+    raise AssertionError(f"the For you list did not {'change' if before else 'show'}")
+
+
+def click_center(page, locator) -> None:
+    """A click where a person would tap: on whatever is on top there (a card's link covers its thumbnail)."""
+    box = locator.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def store_rows(data_dir: Path) -> dict:
+    db = sqlite3.connect(data_dir / "catalog.db")
+    try:
+        return {
+            "rows": db.execute("SELECT COUNT(*) FROM interactions").fetchone()[0],
+            "users": db.execute("SELECT COUNT(DISTINCT user_id) FROM interactions").fetchone()[0],
+            "devices": {r[0] for r in db.execute("SELECT DISTINCT device FROM interactions")},
+            "regions": {r[0] for r in db.execute("SELECT DISTINCT region FROM interactions")},
+        }
+    finally:
+        db.close()
 
 
 def test_browse_in_a_real_browser(server, tmp_path):
@@ -117,58 +155,86 @@ def test_browse_in_a_real_browser(server, tmp_path):
     ).fetchone()
     hostile_id = db.execute("SELECT video_id FROM videos WHERE title = ?", (HOSTILE,)).fetchone()[0]
     db.close()
+    untouched = store_rows(data_dir)
     dialogs = []
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
+
+        # a phone: videos on the first screen; a link naming an unknown device, region and user writes nothing
+        phone = browser.new_page(**PHONE)
+        phone.set_default_timeout(60_000)
+        phone.goto(f"{url}/?hour=21&device=tv")
+        wait_for_list(phone)
+        first_screen = [phone.locator(f".st-key-rec-card-{n}").bounding_box() for n in range(4)]
+        assert sum(box["y"] + box["height"] <= 844 for box in first_screen) >= 2, first_screen
+        phone.screenshot(path=tmp_path / "phone.png")
+        phone.goto(f"{url}/?user=nobody-from-a-link&device=toaster&region=mars")
+        wait_for_list(phone)
+        phone.get_by_text("'toaster' is not one this catalog knows").wait_for()
+        phone.get_by_text("'mars' is not one this catalog knows").wait_for()
+        phone.get_by_text("'nobody-from-a-link' gets a starting list").wait_for()
+        phone.close()
+        assert store_rows(data_dir) == untouched
+
         page = browser.new_page(viewport=LAPTOP)
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         page.set_default_timeout(60_000)
 
         # For you, opened by a deep link in a morning context on mobile
         page.goto(f"{url}/?user={user}&hour=8&weekday=2&device=mobile&region={region}")
-        page.get_by_text("Recommended for you").wait_for()
-        page.get_by_role("button", name="Watch").first.wait_for()
-        page.wait_for_timeout(500)
+        morning = wait_for_list(page)
         assert page.get_by_text("Popular now").is_visible()
         page.screenshot(path=tmp_path / "for_you.png")
-        before = captions(page)
 
-        # change the context: the TV in the evening
+        # change the context: the TV; the address follows, one history entry
         page.get_by_test_id("stSelectbox").filter(has_text="Device").click()
         page.get_by_role("option", name="tv", exact=True).click()
-        wait_for_change(page, before)
+        evening = wait_for_list(page, morning)
         assert "device=tv" in page.url
-        page.wait_for_timeout(500)
         page.screenshot(path=tmp_path / "for_you_tv.png")
 
-        # open a video from the list: playback and similar videos
-        page.get_by_role("button", name="Watch").first.click()
-        page.get_by_text("Similar videos").wait_for()
-        page.get_by_text("similarity").first.wait_for()
+        # open a video by its thumbnail: playback; Back returns to the same list, Forward to the video
+        click_center(page, page.locator(".st-key-rec-card-0 img").first)
+        page.wait_for_url(lambda u: "/video?video=" in u)
+        opened = page.url
+        assert opened.endswith(f"video={evening[0]}")
         page.locator("video").wait_for(state="attached")
-        assert "video=" in page.url
+        page.go_back()
+        page.wait_for_url(lambda u: "device=tv" in u and "/video" not in u)
+        assert wait_for_list(page) == evening
+        page.go_forward()
+        page.wait_for_url(opened)
+        page.locator("video").wait_for(state="attached")
         page.get_by_role("button", name="Like").click()
         page.get_by_text("Liked: For you will show more like it.").wait_for()
-        page.wait_for_timeout(500)
         page.screenshot(path=tmp_path / "video.png")
+        page.go_back()
+        back = wait_for_list(page, evening)  # the like counts at once
+        assert evening[0] not in back
+
+        # a like on For you is confirmed and the card stays
+        liked = back[1]
+        page.locator(".st-key-rec-card-1").get_by_role("button", name="Like").click()
+        page.locator(".st-key-rec-card-1").get_by_text("Liked").wait_for()
+        page.wait_for_timeout(500)
+        assert listed(page)[1] == liked
 
         # text search
         page.get_by_role("link", name="Search").click()
         box = page.get_by_label("What are you looking for?")
         box.fill("penalty kick football")
         box.press("Enter")
-        page.get_by_text("videos closest to the text").wait_for()
-        page.get_by_role("button", name="Watch").first.wait_for()
-        page.wait_for_timeout(500)
+        page.locator(".st-key-text-card-0").wait_for()
+        assert "q=penalty" in page.url
         page.screenshot(path=tmp_path / "search.png")
 
         # a hostile title shows as typed, runs nothing, links nowhere
         page.goto(f"{url}/?video={hostile_id}")
-        page.get_by_text("Similar videos").wait_for()
-        page.wait_for_timeout(500)
+        page.locator("video").wait_for(state="attached")
+        page.get_by_role("heading", name=HOSTILE).wait_for()
         assert page.get_by_role("heading", name=HOSTILE).count() == 1
         assert page.locator('a[href^="javascript"]').count() == 0
         page.screenshot(path=tmp_path / "hostile_title.png")
@@ -176,6 +242,6 @@ def test_browse_in_a_real_browser(server, tmp_path):
     assert dialogs == []
     db = sqlite3.connect(data_dir / "catalog.db")
     sources = dict(db.execute("SELECT source, COUNT(*) FROM interactions GROUP BY source").fetchall())
-    liked = db.execute("SELECT COUNT(*) FROM interactions WHERE source = 'ui' AND liked = 1").fetchone()[0]
+    likes = {r[0] for r in db.execute("SELECT video_id FROM interactions WHERE source = 'ui' AND liked = 1")}
     db.close()
-    assert sources.get("ui", 0) >= 10 and liked == 1  # impressions of what was shown, and the like
+    assert sources.get("ui", 0) >= 10 and likes == {evening[0], liked}  # impressions of what was shown; the likes

@@ -3,6 +3,7 @@ navigation. `?video=V` on the app's root shows that video's page (docs/cli.md, W
 
 from __future__ import annotations
 
+import runpy
 import sys
 from pathlib import Path
 
@@ -36,6 +37,8 @@ except StoreError as exc:
     st.stop()
 page_style()
 if page is PAGES["for_you"] and st.query_params.get("video"):
-    page = PAGES["video"]  # `/?video=V` shows the video in place: a redirect would add a history entry that Back
-    # returns to, and that would redirect again
-page.run()
+    # `/?video=V` shows the video's page in place: a redirect would add a history entry that Back returns to,
+    # and that would redirect again (st.navigation runs one page a run, so the page's script runs here)
+    runpy.run_path(str(Path(__file__).parent / "views" / "video.py"))
+else:
+    page.run()

@@ -76,7 +76,8 @@ def opening(key: str, item: dict, thumb: bytes | None, seconds, limit: int = 60)
         else:
             st.caption("no thumbnail")
         if seconds:
-            st.caption(duration(seconds), width="content")
+            with st.container(key=f"{key}-badge", width="content"):
+                st.caption(duration(seconds))
         video_link(item, limit)
 
 
@@ -153,32 +154,36 @@ def grid(
 
 
 def compact_list(vidrec, items: list[dict], key: str, detail=None) -> None:
-    """A narrow column of small cards (thumbnail, title, duration, detail), each opening the video."""
+    """A narrow column of small cards (thumbnail, title, duration, detail), each opening the video from
+    anywhere on it."""
     ids = [i["video_id"] for i in items]
     thumbs = vidrec.store.videos.thumbnails(ids)
     seconds = vidrec.store.videos.durations(ids)
     for n, item in enumerate(items):
-        with st.container(border=True, key=f"{key}-card-{n}"):
+        with st.container(border=True, key=f"{key}-card-{n}"), st.container(key=f"{key}-card-{n}-open"):
             picture, text = st.columns([1, 2], gap="small")
-            with picture:
-                opening(f"{key}-card-{n}", item, thumbs.get(item["video_id"]), seconds.get(item["video_id"]), 48)
-            if detail:
-                text.caption(detail(item))
+            if thumbs.get(item["video_id"]):
+                picture.image(thumbs[item["video_id"]], width="stretch")
+            with text:
+                video_link(item, 48)
+                st.caption(" · ".join([duration(seconds.get(item["video_id"])), *([detail(item)] if detail else [])]))
 
 
 # Page styles (constant CSS, no catalog text): a card's title link is stretched over its thumbnail; the
 # duration sits on the thumbnail's corner; on a phone, grids keep two cards a row and cards stay compact.
 STYLE = """
 <style>
-[class*="-open"][class*="st-key-"] { position: relative; }
-[class*="-open"][class*="st-key-"] [data-testid="stPageLink"] a::after {
+.stVerticalBlock[class*="-open"][class*="st-key-"] { position: relative; }
+.stVerticalBlock[class*="-open"][class*="st-key-"] * { position: static; }
+.stVerticalBlock[class*="-open"][class*="st-key-"] [data-testid="stPageLink"] a::after {
   content: ""; position: absolute; inset: 0; z-index: 1;
 }
-[class*="-open"][class*="st-key-"] [data-testid="stCaptionContainer"] {
-  position: absolute; top: 0.35rem; right: 0.35rem; z-index: 2; background: rgba(0, 0, 0, 0.72);
-  color: #fff; padding: 0 0.35rem; border-radius: 0.25rem; font-size: 0.75rem;
+.stVerticalBlock[class*="-open"][class*="st-key-"] [data-testid="stElementToolbar"] { display: none; }
+.stVerticalBlock[class*="-open"][class*="st-key-"] .stVerticalBlock[class*="-badge"] {
+  position: absolute; top: 0.35rem; right: 0.35rem; z-index: 2; width: auto; background: rgba(0, 0, 0, 0.72);
+  padding: 0 0.35rem; border-radius: 0.25rem;
 }
-[class*="-open"][class*="st-key-"] [data-testid="stCaptionContainer"] p { color: #fff; }
+.stVerticalBlock[class*="-badge"] p { color: #fff; font-size: 0.75rem; white-space: nowrap; }
 @media (max-width: 640px) {
   [class*="st-key-grid-"] [data-testid="stHorizontalBlock"] { flex-wrap: wrap !important; gap: 0.5rem !important; }
   [class*="st-key-grid-"] [data-testid="stColumn"] {

@@ -115,8 +115,8 @@ top.caption(
     f"{len(session.history)} watched, {len(session.skipped)} skipped."
     + (" Sandbox: nothing you do here is kept after this session." if state.sandbox() else "")
 )
-if reset.button(
-    "Start over", help="Forget this session's likes and skips (they stay in the store)", disabled=session.empty
+if not session.empty and reset.button(
+    "Start over", help="Forget this session's likes and skips (they stay in the store)"
 ):
     session.reset()
     pinned.clear()
@@ -143,15 +143,7 @@ with main:
         for warning in result.get("warnings", []):
             st.warning(warning)
         if result["cold_start"]:
-            st.caption(
-                "New here: a starting list from what suits this moment and a spread of content; like or skip "
-                "to steer it."
-            )
-        st.caption(
-            "Ranked by the model's value of a view (the score), then spread for variety: a video much like one "
-            "above it, or of a category that already fills 40% of the list, moves down, so a lower score can "
-            "come first."
-        )
+            st.caption("New here: what suits this moment, and a spread of content; like or skip to steer it.")
         grid(
             vidrec,
             items,
@@ -161,7 +153,12 @@ with main:
             why=why,
             actions={"like": like, "skip": skip},
             note=note,
-            marked=lambda i: "Liked: more like it below" if i["video_id"] in pinned else "",
+            marked=lambda i: "Liked: more like it will follow" if i["video_id"] in pinned else "",
+        )
+        st.caption(
+            "The order: by the model's value of a view (the score), spread for variety: a video much like one "
+            f"above it, or of a category that already fills {vidrec.recommender.config.category_share:.0%} of the "
+            "list, moves down, so a lower score can come first."
         )
 with side:
     st.subheader("Popular now")
