@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 import time
+from pathlib import Path
 
 from ui_support import app, ok, shown, ui_rows, user_and_region
 
@@ -76,11 +78,58 @@ def test_likes_and_skips_count_at_once_and_are_stored(ui_data):
     assert at.session_state["sessions"][user].skipped == [skipped]
 
 
+def all_rows(data_dir: Path) -> int:
+    db = sqlite3.connect(data_dir / "catalog.db")
+    try:
+        return db.execute("SELECT COUNT(*) FROM interactions").fetchone()[0]
+    finally:
+        db.close()
+
+
 def test_bad_link_values_are_reported_and_defaults_apply(ui_data):
-    at = ok(app(user="someone-new", hour=99, weekday="Sat"))
-    assert any("hour must be 0" in w.value for w in at.warning)
+    before = all_rows(ui_data)
+    at = ok(app(user="someone-new", hour=99, weekday="Sat", device="toaster", region="mars"))
+    warnings = [w.value for w in at.warning]
+    assert any("hour must be 0" in w for w in warnings)
+    assert any("toaster" in w and "not one this catalog knows" in w for w in warnings)
+    assert any("mars" in w and "not one this catalog knows" in w for w in warnings)
+    assert any("someone\\-new" in i.value and "nothing is kept" in i.value for i in at.info)
     assert at.selectbox(key="fy_weekday").value == 5
+    assert "toaster" not in at.selectbox(key="fy_device").options  # not offered to anyone
+    assert "mars" not in at.selectbox(key="fy_region").options
     assert len(shown(at)) == 10  # an unknown user gets a cold-start list
+    assert all_rows(ui_data) == before  # a link alone writes nothing
+    at.button(key=f"rec-like-{shown(at)[0]}").click()
+    ok(at.run())
+    rows = ui_rows(ui_data, "someone-new")  # acting is what makes them someone the catalog keeps
+    assert [r["video_id"] for r in rows if r["liked"]] == [shown(at)[0]] and all(r["device"] != "toaster" for r in rows)
+
+
+def test_a_visitor_leaves_no_trace_until_they_act_and_a_sandbox_never(ui_data, monkeypatch):
+    before = all_rows(ui_data)
+    at = ok(app(hour=3))
+    visitor = at.session_state["visitor_id"]
+    time.sleep(1.1)
+    at.slider(key="fy_hour").set_value(7)
+    ok(at.run())
+    assert all_rows(ui_data) == before  # two views, no impressions: a visit is not data
+    first = shown(at)[0]
+    at.button(key=f"rec-like-{first}").click()
+    ok(at.run())
+    rows = ui_rows(ui_data, visitor)
+    assert [r["video_id"] for r in rows if r["liked"]] == [first]
+    assert len(rows) > 1 and {r["hour"] for r in rows} == {7}  # what they are shown counts from now on, not before
+
+    monkeypatch.setenv(state.SANDBOX_VARIABLE, "1")
+    user, region = user_and_region(ui_data)
+    before = all_rows(ui_data)
+    at = ok(app(user=user, hour=20, weekday=5, device="tv", region=region))
+    liked = shown(at)[0]
+    at.button(key=f"rec-like-{liked}").click()
+    ok(at.run())
+    assert any("Sandbox" in c.value for c in at.caption)
+    assert at.session_state["sessions"][user].liked == [liked]  # it counts in the session
+    assert all_rows(ui_data) == before  # and nowhere else
 
 
 def test_for_you_without_a_model_says_what_to_do(tuned_catalog, tmp_path, monkeypatch):
