@@ -231,7 +231,13 @@ def tune_clip_command(
 
 
 def _items_text(items: list[dict]) -> str:
-    return "\n".join(f"{i['similarity']:7.3f}  {i['video_id']}  {i['title']}" for i in items) or "(nothing found)"
+    """One line a result; text search marks weak matches, and says when there is no close one at all."""
+    lines = [
+        f"{i['similarity']:7.3f}  {i['video_id']}  {i['title']}{'  (weak)' if i.get('weak') else ''}" for i in items
+    ]
+    if items and all(i.get("weak") for i in items):
+        lines.insert(0, "no close match; the nearest videos:")
+    return "\n".join(lines) or "(nothing found)"
 
 
 @app.command("search")

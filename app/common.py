@@ -68,6 +68,9 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+SANDBOX_VARIABLE = "VIDREC_SANDBOX"  # "1" (`vidrec serve --sandbox`): the app keeps visitors' actions in their session
+
+
 def data_dir() -> Path:
     chosen = options["data_dir"] or os.environ.get("VIDREC_DATA_DIR") or DEFAULT_DATA_DIR
     return Path(chosen).expanduser()

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from ingest.store import Store
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,17 +54,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(browser_needed, trained_catalog, tmp_path):
-    """`vidrec serve` on a copy of the trained tiny catalog (one title made hostile); yields (url, data dir)."""
-    data_dir = tmp_path / "data"
+@pytest.fixture(scope="module")
+def server(trained_catalog, tmp_path_factory):
+    """`vidrec serve` on a copy of the trained tiny catalog (one title made hostile), as started from a shell;
+    yields (url, data dir, its stderr lines up to the printed address)."""
+    folder = tmp_path_factory.mktemp("served")
+    data_dir = folder / "data"
     shutil.copytree(trained_catalog[0], data_dir)
     db = sqlite3.connect(data_dir / "catalog.db")
     db.execute("UPDATE videos SET title = ? WHERE video_id = (SELECT MAX(video_id) FROM videos)", (HOSTILE,))
     db.commit()
     db.close()
     port = free_port()
-    log = open(tmp_path / "serve.log", "w")
+    log_path = folder / "serve.log"
+    log = open(log_path, "w")
     child = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "--data-dir", str(data_dir), "serve", "--port", str(port)],
         cwd=ROOT,
@@ -72,17 +77,13 @@ def server(browser_needed, trained_catalog, tmp_path):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
+        deadline = time.monotonic() + 240  # it loads the model and indexes before it listens
+        while "vidrec web UI:" not in log_path.read_text():
             if child.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"vidrec serve did not come up: {(tmp_path / 'serve.log').read_text()[-2000:]}")
+                pytest.fail(f"vidrec serve did not come up: {log_path.read_text()[-2000:]}")
             time.sleep(0.3)
-        yield url, data_dir
+        lines = log_path.read_text().splitlines()
+        yield url, data_dir, lines[: next(i for i, line in enumerate(lines) if line.startswith("vidrec web UI:")) + 1]
     finally:
         os.killpg(child.pid, 15)
         try:
@@ -90,6 +91,20 @@ def server(browser_needed, trained_catalog, tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, 9)
         log.close()
+
+
+def test_serve_prints_its_address_once_the_model_and_indexes_are_loaded(server):
+    """When the address appears the app has loaded the model and its index (its process said so first) and
+    the server answers: the first visitor does not wait for them."""
+    from app.ui.server import WARM
+
+    url, data_dir, lines = server
+    store = Store(data_dir, read_only=True)
+    model_id = store.models.newest_id()
+    store.close()
+    loaded = [line for line in lines if line.startswith(WARM)]
+    assert loaded and f"model {model_id} and its index" in loaded[0] and "CLIP v" in loaded[0], lines
+    assert urllib.request.urlopen(f"{url}/_stcore/health", timeout=5).read() == b"ok"
 
 
 PHONE = dict(
@@ -144,10 +159,10 @@ def store_rows(data_dir: Path) -> dict:
         db.close()
 
 
-def test_browse_in_a_real_browser(server, tmp_path):
+def test_browse_in_a_real_browser(browser_needed, server, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    url, data_dir = server
+    url, data_dir, _ = server
     db = sqlite3.connect(data_dir / "catalog.db")
     user, region = db.execute(
         "SELECT user_id, region FROM interactions WHERE region IS NOT NULL "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import shutil
+import string
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from media import write_clip
 
 from app.demo import load_truth
 from index.api import Vidrec
-from index.search import SearchError
+from index.search import SearchError, terms
 from index.vector_index import TYPES, FaissIndex, IndexConfig, recall_at_k
 from ingest.store import Store
 
@@ -68,6 +70,28 @@ def test_bad_queries_get_clear_errors(tuned_catalog, cli):
     code, out = cli("--data-dir", data, "search", "高尔夫球场挥杆", "-k", "3", "--json")
     assert code == 0 and len(out["items"]) == 3
     assert {"video_id", "title", "similarity"} <= set(out["items"][0])
+
+
+def test_weak_matches_are_marked_against_nonsense_and_the_catalog_words(tuned_catalog, tiny_world, cli):
+    data = tuned_catalog[0]
+    code, out = cli("--data-dir", data, "search", "zzzzqqq", "-k", "5", "--json")
+    assert code == 0 and len(out["items"]) == 5 and all(i["weak"] for i in out["items"])
+    code, out = cli("--data-dir", data, "search", "football", "-k", "5", "--json")
+    assert code == 0 and not out["items"][0]["weak"]
+    assert {"video_id", "title", "similarity", "weak"} == set(out["items"][0])
+    api = Vidrec(data)
+    rng = random.Random(1)  # not the calibration's own strings
+    nonsense = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(4, 12))) for _ in range(50)]
+    assert sum(all(i["weak"] for i in api.search(q, 15)) for q in nonsense) >= 45  # the bar: 99% of nonsense
+    assert not any(all(i["weak"] for i in api.search(c, 15)) for c in load_truth(tiny_world.world_dir).categories)
+    assert all(i["weak"] for i in api.search("the zzzzqqq", 15))  # a stop word found in titles is no evidence
+
+
+def test_the_words_a_weak_match_is_judged_by():
+    assert terms("The Football match, with 足球比赛! VID_0012 a 4K") == {
+        "football", "match", "足球", "球比", "比赛", "vid", "0012", "4k"
+    }  # fmt: skip
+    assert terms("钢") == {"钢"} and terms("  ") == set()
 
 
 def test_similar_to_an_uploaded_image_or_video(tuned_catalog, tiny_world, tmp_path):

@@ -147,13 +147,7 @@ def test_model_page_shows_the_report_and_the_map(ui_data):
     at = ok(app())
     at.switch_page("views/model.py")
     ok(at.run())
-    assert [t.label for t in at.tabs] == [
-        "Test metrics",
-        "Ablations",
-        "Training curves",
-        "Experts and features",
-        "Embedding map",
-    ]
+    assert [t.label for t in at.tabs] == ["Metrics", "Ablations", "Curves", "Experts", "Map"]
     assert "click AUC" in [m.label for m in at.metric]
     assert any(re.fullmatch(r"Best \(kept\) epoch: \d+", c.value) for c in at.caption)  # a number, not "all 8"
     assert not any(t.label == "Ablations" and t.dataframe for t in at.tabs)  # none saved yet: a hint instead

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.common import data_dir
+from app.common import SANDBOX_VARIABLE, data_dir
 from index import browse
 from index.api import Vidrec
 from index.feedback import SessionFeedback, ShownLists
@@ -20,7 +20,6 @@ NEW_VISITOR = "new visitor"
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 LINK_KEYS = ("user", "hour", "weekday", "device", "region")
 NEW_USER_NOTE = "new here"
-SANDBOX_VARIABLE = "VIDREC_SANDBOX"  # set by `vidrec serve --sandbox`
 
 
 # ---- the API ----------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -168,6 +169,10 @@ class Videos:
                 f"SELECT video_id, category FROM videos WHERE video_id IN ({_marks(video_ids)})", list(video_ids)
             ).fetchall()
         )
+
+    def texts(self) -> Iterator[tuple[str, str, str, str | None]]:
+        """(title, description, tags, category) of every video, streamed (search's word statistics)."""
+        yield from self.db.execute("SELECT title, description, tags, category FROM videos")
 
     def durations(self, video_ids: list[str]) -> dict[str, float]:
         """video_id -> its length in seconds (for the cards' thumbnails)."""

@@ -2,12 +2,13 @@
 server (the new videos are searchable and shown as soon as it ends, without a restart), and a backup to a
 folder on the server while the catalog is in use."""
 
+import os
 from pathlib import Path
 
 import streamlit as st
 
 from app.ui import state, uploads
-from app.ui.widgets import duration, grid, md, plural
+from app.ui.widgets import category_text, grid, md, plural
 from index import browse
 from index.api import Vidrec
 from ingest.learning import ModelError
@@ -33,9 +34,12 @@ cols[4].metric(
 cols[5].metric("Models", len(summary["models"]))
 
 
-def run_ingest(paths=(), manifest=None, names: dict | None = None) -> None:
+def run_ingest(paths=(), manifest=None, names: dict | None = None, refused: list | None = None) -> None:
     """Ingest with a progress bar, through an API object of its own (its own store connection, so the
-    pages other sessions draw meanwhile read committed data); keep the report for after the rerun."""
+    pages other sessions draw meanwhile read committed data); keep the report for after the rerun. `names`:
+    {generated file name: uploaded name}, so refused uploads are named as the user knows them; `refused`: the
+    uploads refused before they reached the catalog ({file, reason})."""
+    uploads_folder = vidrec.store.paths.uploads
     with st.status("Ingesting…", expanded=True) as status:
         bar = st.progress(0.0, text="reading files")
 
@@ -55,21 +59,47 @@ def run_ingest(paths=(), manifest=None, names: dict | None = None) -> None:
         except StoreError as exc:  # another job kept the writer lock past the timeout: nothing was ingested
             st.session_state["ingest_report"] = {"warning": f"Nothing was ingested: {' '.join(str(exc).split())}"}
             st.rerun()
-        failed = [
-            {"file": (names or {}).get(f["path"], Path(f["path"]).name), "reason": f["reason"]} for f in report.failed
-        ]
+        failed = list(refused or [])
+        for f in report.failed:
+            file, reason = uploads.for_the_user(f["path"], f["reason"], uploads_folder, names or {})
+            failed.append({"file": file, "reason": reason})
         status.update(
             label=f"Ingested {report.ingested}, {report.duplicates} already there, {len(failed)} refused",
             state="error" if failed and not (report.ingested or report.duplicates) else "complete",
         )
+    keep_report(report.ingested, report.duplicates, report.updated, failed, report.seconds)
+
+
+def keep_report(ingested: int, duplicates: int, updated: int, failed: list, seconds: float) -> None:
     st.session_state["ingest_report"] = {
-        "ingested": report.ingested,
-        "duplicates": report.duplicates,
-        "updated": report.updated,
+        "ingested": ingested,
+        "duplicates": duplicates,
+        "updated": updated,
         "failed": failed,
-        "seconds": report.seconds,
+        "seconds": seconds,
     }
     st.rerun()
+
+
+def show_report(last: dict) -> None:
+    """The last ingest: a success when nothing was refused, a warning when some files were, an error when
+    every file was; the refused files by name (as uploaded), with the reasons."""
+    failed = last["failed"]
+    text = (
+        f"Last ingest: {last['ingested']} new, {last['duplicates']} already in the catalog, "
+        f"{len(failed)} refused, in {last['seconds']:.1f} s."
+    )
+    if failed:
+        names = ", ".join(md(f["file"], 120) for f in failed[:5])
+        text += f" Refused: {names}{f' and {len(failed) - 5} more' if len(failed) > 5 else ''}."
+    if not failed:
+        st.success(text)
+    elif last["ingested"] or last["duplicates"] or last.get("updated"):
+        st.warning(text)
+    else:
+        st.error(text)
+    if failed:
+        st.dataframe(failed, hide_index=True, column_config={"file": "file", "reason": "why it was refused"})
 
 
 browse_tab, add_tab, failed_tab, backup_tab = st.tabs(
@@ -81,13 +111,7 @@ with add_tab:
     if last and "warning" in last:
         st.warning(last["warning"])
     elif last:
-        text = (
-            f"Last ingest: {last['ingested']} new, {last['duplicates']} already in the catalog, "
-            f"{len(last['failed'])} refused, in {last['seconds']:.1f} s."
-        )
-        (st.error if last["failed"] and not (last["ingested"] or last["duplicates"]) else st.success)(text)
-        if last["failed"]:
-            st.dataframe(last["failed"], hide_index=True)
+        show_report(last)
     upload_col, folder_col = st.columns(2, gap="large")
     with upload_col:
         st.markdown("#### Upload videos")
@@ -99,7 +123,7 @@ with add_tab:
             max_upload_size=uploads.UPLOAD_LIMIT_MB,
         )
         if st.button("Ingest uploaded files", disabled=not files, type="primary", key="ingest_upload"):
-            saved, errors = [], []
+            saved, refused = [], []
             for f in files:
                 try:
                     saved.append(
@@ -110,15 +134,16 @@ with add_tab:
                             f.name,
                         )
                     )
-                except uploads.UploadError as exc:
-                    errors.append(str(exc))
-            for error in errors:
-                st.error(md(error))
+                except uploads.UploadError as exc:  # refused before the catalog: named as uploaded too
+                    refused.append({"file": exc.name, "reason": exc.reason})
             if saved:
                 run_ingest(
                     manifest=uploads.write_manifest(vidrec.store.paths.uploads, saved),
-                    names={str(p.resolve()): n for p, n in saved} | {str(p): n for p, n in saved},
+                    names={p.name: uploads.shown_name(n) for p, n in saved},
+                    refused=refused,
                 )
+            else:
+                keep_report(0, 0, 0, refused, 0.0)
     with folder_col:
         st.markdown("#### A folder on the server")
         folder = st.text_input("Folder or file path", key="ingest_folder", placeholder="/srv/videos/new")
@@ -140,21 +165,21 @@ with browse_tab:
         vidrec.store, (page - 1) * PER_PAGE, PER_PAGE, None if category == "all" else category, text
     )[1]
     st.caption(f"{plural(total, 'video')}, newest first")
-    grid(
-        vidrec,
-        videos,
-        "catalog",
-        columns=6,
-        detail=lambda v: f"{md(v['category'] or 'uncategorised')} · {duration(v['duration'])}",
-    )
+    categories = vidrec.categories([v["video_id"] for v in videos])
+    grid(vidrec, videos, "catalog", columns=6, detail=lambda v: category_text(categories.get(v["video_id"])))
 
 with failed_tab:
     if summary["failures"]:
-        st.dataframe(
-            summary["failures"],
-            hide_index=True,
-            column_config={"path": "file", "reason": "why it was refused", "at": "when"},
-        )
+        upload_folder = vidrec.store.paths.uploads
+        prefixes = (f"{upload_folder}{os.sep}", f"{upload_folder.resolve()}{os.sep}")
+        uploaded = any(f["path"].startswith(prefixes) for f in summary["failures"])
+        known = uploads.original_names(upload_folder) if uploaded else {}  # an upload: the name it was given
+        rows = []
+        for failure in summary["failures"]:
+            file, reason = uploads.for_the_user(failure["path"], failure["reason"], upload_folder, known)
+            rows.append({"file": file, "reason": reason, "at": failure["at"]})
+        st.dataframe(rows, hide_index=True, column_config={"reason": "why it was refused", "at": "when"})
+        st.caption("Uploads are named as they were uploaded; files from the server by their path.")
     else:
         st.info("No refused files.")
 

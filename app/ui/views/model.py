@@ -83,7 +83,7 @@ else:
         st.warning("The catalog's CLIP has changed since this model was trained: retrain with `vidrec train`.")
 
     metrics_tab, ablation_tab, curves_tab, experts_tab, map_tab = st.tabs(
-        ["Test metrics", "Ablations", "Training curves", "Experts and features", "Embedding map"]
+        ["Metrics", "Ablations", "Curves", "Experts", "Map"]  # short: five tabs fit a phone's width
     )
     with metrics_tab:
         if report["metrics"]:
