@@ -89,7 +89,9 @@ class Interactions:
 
     def has_user(self, user_id: str) -> bool:
         """Whether the catalog holds anything of this user (a link's user may be anyone)."""
-        return self.db.execute("SELECT 1 FROM interactions WHERE user_id = ? LIMIT 1", (user_id,)).fetchone() is not None
+        return (
+            self.db.execute("SELECT 1 FROM interactions WHERE user_id = ? LIMIT 1", (user_id,)).fetchone() is not None
+        )
 
     def user_ids(self) -> list[str]:
         """Every user with interactions, in id order (batch recommendations go through them all)."""
