@@ -1,5 +1,6 @@
-"""Read-only views of a catalog for the web UI: counts, pages of videos, one video, its category, a 2-D
-map of the embeddings, and the model report read from the model's saved files.
+"""Read-only views of a catalog for the web UI: counts, pages of videos, one video, its category, how alike
+two videos are in frames and in text, two ranked lists compared, a 2-D map of the embeddings, and the model
+report read from the model's saved files.
 
 They live here rather than in the UI so that they are plain functions a test can call, and rather than
 in `index/api.py` because only the UI needs them. Nothing here writes to the store.
@@ -61,6 +62,45 @@ def more_from_category(store: Store, video_id: str, k: int = DEFAULT_K) -> list[
         _card(v) | {"clicks": clicks}
         for v, clicks in store.videos.most_clicked_in_category(video.category, k, exclude=video_id)
     ]
+
+
+def similarity_split(store: Store, video_id: str, others: list[str]) -> dict[str, dict[str, float]]:
+    """{other video_id: {"frames": cosine, "text": cosine}}: how alike each other video is to `video_id` in
+    its frames (their `video_emb`) and in its text (their `text_emb`), the two halves the fused index mixes.
+    Current CLIP version; videos without embeddings are left out (all of them when `video_id` has none)."""
+    ids = list(dict.fromkeys([video_id, *others]))
+    halves: dict[str, dict[str, float]] = {}
+    for field, half in (("video_emb", "frames"), ("text_emb", "text")):
+        vectors = store.embeddings.of_videos(ids, field)
+        if video_id not in vectors:
+            return {}
+        own = _unit(vectors[video_id])
+        halves[half] = {v: float(_unit(x) @ own) for v, x in vectors.items() if v != video_id}
+    return {
+        v: {"frames": halves["frames"][v], "text": halves["text"][v]}
+        for v in others
+        if v in halves["frames"] and v in halves["text"]
+    }
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    vector = np.asarray(vector, np.float64)
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
+
+
+# ---- comparing two lists ------------------------------------------------------------------------------------
+def compare_lists(a: list[str], b: list[str]) -> dict:
+    """Two ranked lists of video ids (A, then B) -> {"both": the ids in both, in B's order; "moved": {id of B:
+    how many places it rose from A (negative: fell; None: new in B)}; "left": the ids of A not in B, in A's
+    order}."""
+    rank_a = {v: i for i, v in enumerate(a)}
+    in_b = set(b)
+    return {
+        "both": [v for v in b if v in rank_a],
+        "moved": {v: (rank_a[v] - i if v in rank_a else None) for i, v in enumerate(b)},
+        "left": [v for v in a if v not in in_b],
+    }
 
 
 # ---- users and contexts ---------------------------------------------------------------------------------

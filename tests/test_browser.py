@@ -237,6 +237,23 @@ def test_browse_in_a_real_browser(browser_needed, server, tmp_path):
         page.wait_for_timeout(500)
         assert listed(page)[1] == liked
 
+        # a video's Up next opens the next video, Back returns to the first; Compare writes nothing
+        third = listed(page)[2]
+        click_center(page, page.locator(".st-key-rec-card-2 img").first)
+        page.wait_for_url(lambda u: f"video={third}" in u)
+        page.get_by_text("Up next").wait_for()
+        click_center(page, page.locator(".st-key-similar-row-0-open").first)
+        page.wait_for_url(lambda u: "/video?video=" in u and f"video={third}" not in u)
+        page.locator("video").wait_for(state="attached")
+        page.go_back()
+        page.wait_for_url(lambda u: u.endswith(f"video={third}"))
+        before_compare = store_rows(data_dir)
+        page.get_by_role("link", name="Compare").click()
+        page.get_by_text("In both lists").first.wait_for()
+        page.wait_for_timeout(1000)
+        page.screenshot(path=tmp_path / "compare.png")
+        assert store_rows(data_dir) == before_compare
+
         # text search
         page.get_by_role("link", name="Search").click()
         box = page.get_by_label("What are you looking for?")

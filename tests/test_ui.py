@@ -179,3 +179,33 @@ def test_md_escapes_every_markdown_and_html_special():
     assert md("[a](javascript:alert(1))") == r"\[a\]\(javascript\:alert\(1\)\)"
     assert md("a\n\n# b", 4) == "a \\#…"
     assert md(None) == ""
+
+
+# ---- one category wording --------------------------------------------------------------------------------------
+def test_a_predicted_category_reads_the_same_on_every_page(ui_data):
+    from app.ui.widgets import category_text
+    from ingest.store import UNLABELLED
+
+    vidrec = Vidrec(ui_data, read_only=True)
+    unlabelled = [v.video_id for v in vidrec.store.videos.all() if not v.category]
+    info = vidrec.categories(unlabelled)
+    video_id = next(v for v in unlabelled if info[v]["predicted"])
+    title = vidrec.store.videos.get(video_id).title
+    expected = category_text(info[video_id])
+    assert "(predicted, " in expected
+
+    def texts(at) -> list[str]:
+        return [c.value for c in at.caption] + [m.value for m in at.markdown]
+
+    at = ok(app(video=video_id))
+    assert any(expected in t for t in texts(at)), texts(at)  # the video page
+    at.switch_page("views/catalog.py")
+    ok(at.run())
+    at.selectbox(key="browse_category").set_value(UNLABELLED)
+    ok(at.run())
+    assert video_id in shown(at, "catalog") and expected in [c.value for c in at.caption]  # its card
+    at.switch_page("views/search.py")
+    ok(at.run())
+    at.text_input(key="search_text").set_value(title)
+    ok(at.run())
+    assert video_id in shown(at, "text") and any(t.startswith(expected) for t in texts(at))  # a search result

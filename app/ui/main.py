@@ -23,6 +23,7 @@ PAGES = {
     "for_you": st.Page(
         "views/for_you.py", title="For you", icon=":material/recommend:", url_path="for-you", default=True
     ),
+    "compare": st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     "video": st.Page("views/video.py", title="Video", icon=":material/play_circle:", url_path="video"),
     "search": st.Page("views/search.py", title="Search", icon=":material/search:", url_path="search"),
     "catalog": st.Page("views/catalog.py", title="Catalog", icon=":material/video_library:", url_path="catalog"),

@@ -61,15 +61,21 @@ def open_video(video_id: str) -> None:
     st.switch_page(VIDEO_PAGE, query_params={"video": video_id})
 
 
-def video_link(item: dict, limit: int = 60) -> None:
+def video_link(item: dict, limit: int = 60, key: str | None = None) -> None:
     """The title as a link to the video's page: one history entry, the session kept (a page link navigates
-    inside the app; a button that switches page from Python adds two entries, and Back then stays put)."""
-    st.page_link(VIDEO_PAGE, label=f"**{md(title_of(item), limit)}**", query_params={"video": item["video_id"]})
+    inside the app; a button that switches page from Python adds two entries, and Back then stays put). On
+    the video page itself (`key` given) a button instead: a page link to the page it is on changes what is
+    shown but leaves the address on the old video, while `open_video` moves both, in one entry."""
+    label = f"**{md(title_of(item), limit)}**"
+    if key is None:
+        st.page_link(VIDEO_PAGE, label=label, query_params={"video": item["video_id"]})
+    elif st.button(label, key=f"{key}-open-{item['video_id']}", type="tertiary"):
+        open_video(item["video_id"])
 
 
-def opening(key: str, item: dict, thumb: bytes | None, seconds, limit: int = 60) -> None:
+def opening(key: str, item: dict, thumb: bytes | None, seconds, limit: int = 60, button: str | None = None) -> None:
     """Thumbnail and title, both opening the video (the page's CSS stretches the title's link over the
-    thumbnail, see STYLE), with the duration on the thumbnail."""
+    thumbnail, see STYLE), with the duration on the thumbnail. `button`: the list's key, on the video page."""
     with st.container(key=f"{key}-open", gap=None):
         if thumb:
             st.image(thumb, width="stretch")
@@ -78,7 +84,7 @@ def opening(key: str, item: dict, thumb: bytes | None, seconds, limit: int = 60)
         if seconds:
             with st.container(key=f"{key}-badge", width="content"):
                 st.caption(duration(seconds))
-        video_link(item, limit)
+        video_link(item, limit, button)
 
 
 def card(
@@ -92,13 +98,15 @@ def card(
     seconds=None,
     note: str = "",
     marked: str = "",
+    here: bool = False,
 ) -> None:
     """One video, the `slot`th of list `key`: thumbnail and title (both open it), a detail line, a reason in
     a few words (`note`), an optional "why" and labelled buttons. actions: {"like" or "skip":
-    callback(video_id)}; `marked`: a confirmation shown instead of the buttons (e.g. "Liked")."""
+    callback(video_id)}; `marked`: a confirmation shown instead of the buttons (e.g. "Liked"); `here`: drawn
+    on the video page (see `video_link`)."""
     video_id = item["video_id"]
     with st.container(border=True, key=f"{key}-card-{slot}"):
-        opening(f"{key}-card-{slot}", item, thumb, seconds)
+        opening(f"{key}-card-{slot}", item, thumb, seconds, button=key if here else None)
         if detail:
             st.caption(detail)
         if note:
@@ -123,11 +131,20 @@ def card(
 
 
 def grid(
-    vidrec, items: list[dict], key: str, columns: int = 5, detail=None, why=None, actions=None, note=None, marked=None
+    vidrec,
+    items: list[dict],
+    key: str,
+    columns: int = 5,
+    detail=None,
+    why=None,
+    actions=None,
+    note=None,
+    marked=None,
+    here: bool = False,
 ) -> None:
     """Cards in rows of `columns` (two a row on a phone). detail(item) -> caption text (already escaped);
     why(item) draws the inside of the "Why this?" expander; note(item) -> a few words on why it is here;
-    marked(item) -> a confirmation instead of the buttons, or ""."""
+    marked(item) -> a confirmation instead of the buttons, or ""; `here`: drawn on the video page."""
     if not items:
         st.info("Nothing to show yet.")
         return
@@ -150,6 +167,7 @@ def grid(
                         seconds.get(item["video_id"]),
                         note(item) if note else "",
                         marked(item) if marked else "",
+                        here,
                     )
 
 
@@ -175,7 +193,8 @@ STYLE = """
 <style>
 .stVerticalBlock[class*="-open"][class*="st-key-"] { position: relative; }
 .stVerticalBlock[class*="-open"][class*="st-key-"] * { position: static; }
-.stVerticalBlock[class*="-open"][class*="st-key-"] [data-testid="stPageLink"] a::after {
+.stVerticalBlock[class*="-open"][class*="st-key-"] [data-testid="stPageLink"] a::after,
+.stVerticalBlock[class*="-open"][class*="st-key-"] [data-testid="stButton"] button::after {
   content: ""; position: absolute; inset: 0; z-index: 1;
 }
 .stVerticalBlock[class*="-open"][class*="st-key-"] [data-testid="stElementToolbar"] { display: none; }
