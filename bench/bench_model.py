@@ -1,11 +1,15 @@
 """Benchmark of the multi-task model on a demo world: training examples/s, scoring candidates/s, and the
-evaluation table (architectures over several seeds, the ablations, the baselines and the oracle).
+evaluation table (architectures over several seeds, the ablations, the LightGBM peer where LightGBM is
+installed, the baselines and the oracle).
 
     python bench/bench_model.py --data-dir /tmp/vr-default [--seeds 3] [--ablation-seeds 1] [--append]
+    python bench/bench_model.py --data-dir /tmp/vr-default --peers-only [--seeds 3]
 
 The data dir must hold a demo world (`vidrec --data-dir DIR demo`); the benchmark copies it and leaves
 the original alone. --append adds the results to bench/RESULTS.md with the machine they ran on. --log
 keeps each training run's metrics as it ends; a rerun with the same log trains only the runs it lacks.
+--peers-only runs the LightGBM peer and the baselines alone (seconds), beside the variants the log holds
+for every seed.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.demo.command import demo_truth  # noqa: E402
 from ingest.learning import DEFAULT_ARCH, DEFAULT_BALANCE, TrainOptions, load_model, save_model  # noqa: E402
-from ingest.learning.evaluation import ablation_table, add_deltas, baseline_rows, rows_of  # noqa: E402
+from ingest.learning.evaluation import ablation_table, add_deltas, baseline_rows, peer_rows, rows_of  # noqa: E402
 from ingest.learning.features import build_features  # noqa: E402
 from ingest.learning.training import train_model  # noqa: E402
 from ingest.store import Store  # noqa: E402
@@ -174,9 +178,39 @@ def evaluation_table(store: Store, seeds: int, ablation_seeds: int, log: Path) -
     balancing.append((f"{best} {DEFAULT_BALANCE} + pcgrad", {"arch": best, "pcgrad": True}))
     names = [f"{best} without context", f"{best} video only", f"{best} text only"] + [n for n, _ in balancing]
     rows += rows_for(names, ablation_seeds, default_arch=best, extra=balancing)
+    return add_deltas(rows + peers_and_baselines(store, seeds)), best
+
+
+def peers_and_baselines(store: Store, seeds: int) -> list[dict]:
+    """The LightGBM peer (`seeds` seeds; none without LightGBM), popularity and the oracle, on the table's split."""
     features = build_features(store)
-    rows += baseline_rows(features, TrainOptions().split(features), demo_truth(store))
-    return add_deltas(rows), best
+    split = TrainOptions().split(features)
+    started = time.perf_counter()
+    rows = peer_rows(features, split, demo_truth(store), seeds)
+    if rows:
+        click = next(r for r in rows if r["task"] == "click" and r["metric"] == "auc")
+        print(
+            f"[bench] {click['name']}: click AUC {click['value']:.4f} over {seeds} seed(s) "
+            f"in {time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return rows + baseline_rows(features, split, demo_truth(store))
+
+
+def logged_rows(log: Path, seeds: int) -> list[dict]:
+    """Rows of the variants the log holds for all of seeds 0..seeds-1 (in the order first logged)."""
+    runs: dict[str, dict[int, dict]] = {}
+    if log.exists():
+        for line in log.read_text(encoding="utf-8").splitlines():
+            run = json.loads(line)
+            runs.setdefault(run["name"], {})[run["seed"]] = run["metrics"]
+    return [
+        r
+        for name, by_seed in runs.items()
+        if all(s in by_seed for s in range(seeds))
+        for r in rows_of(name, [by_seed[s] for s in range(seeds)])
+    ]
 
 
 def main() -> None:
@@ -185,9 +219,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per architecture")
     parser.add_argument("--ablation-seeds", type=int, default=1, help="seeds per ablation and balancing method")
     parser.add_argument("--skip-table", action="store_true")
+    parser.add_argument(
+        "--peers-only", action="store_true", help="only the LightGBM peer and the baselines (with the log's variants)"
+    )
     parser.add_argument("--append", action="store_true", help="append to bench/RESULTS.md")
     parser.add_argument("--log", type=Path, default=Path("bench-model-runs.jsonl"), help="per-run metrics (JSON lines)")
     args = parser.parse_args()
+    if args.peers_only:
+        if args.append:
+            parser.error("--append writes the whole benchmark; --peers-only prints its rows only")
+        store = Store(args.data_dir, read_only=True)  # nothing is written
+        started = time.perf_counter()
+        rows = add_deltas(logged_rows(args.log, args.seeds) + peers_and_baselines(store, args.seeds))
+        print(json.dumps({"machine": machine(), "seconds": round(time.perf_counter() - started, 1), "table": rows}))
+        print(table_markdown(rows))
+        return
     work = Path(tempfile.mkdtemp(prefix="bench-model-"))
     shutil.copytree(args.data_dir, work / "data")
     store = Store(work / "data")
@@ -216,8 +262,9 @@ def main() -> None:
             f.write(f"- Retrieval query vector: {s['user_vector_ms']} ms.\n")
             if "table" in results:
                 f.write(
-                    f"\nEvaluation table ({args.seeds} seeds per architecture, {args.ablation_seeds} per ablation "
-                    f"and balancing method, on the best multi-task architecture `{results['best']}`; test = the "
+                    f"\nEvaluation table ({args.seeds} seeds per architecture and for the LightGBM peer, "
+                    f"{args.ablation_seeds} per ablation and balancing method, on the best multi-task architecture "
+                    f"`{results['best']}`; test = the "
                     f"latest 20% of the log; {results['table_minutes']} min):\n\n"
                 )
                 f.write(table_markdown(results["table"]) + "\n")

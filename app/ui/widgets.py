@@ -16,7 +16,7 @@ VIDEO_PAGE = "views/video.py"
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$=^&])")
 ACTIONS = {  # labelled: a tooltip does not exist on touch
     "like": (":material/thumb_up:", "Like"),
-    "skip": (":material/block:", "Not for me"),
+    "skip": (":material/block:", "Skip"),
 }
 
 
@@ -177,18 +177,25 @@ def compact_list(vidrec, items: list[dict], key: str, detail=None) -> None:
     ids = [i["video_id"] for i in items]
     thumbs = vidrec.store.videos.thumbnails(ids)
     seconds = vidrec.store.videos.durations(ids)
-    for n, item in enumerate(items):
-        with st.container(border=True, key=f"{key}-card-{n}"), st.container(key=f"{key}-card-{n}-open"):
-            picture, text = st.columns([1, 2], gap="small")
-            if thumbs.get(item["video_id"]):
-                picture.image(thumbs[item["video_id"]], width="stretch")
-            with text:
-                video_link(item, 48)
-                st.caption(" · ".join([duration(seconds.get(item["video_id"])), *([detail(item)] if detail else [])]))
+    with st.container(key=f"list-{key}"):
+        for n, item in enumerate(items):
+            compact_card(item, thumbs.get(item["video_id"]), f"{key}-card-{n}", seconds.get(item["video_id"]), detail)
+
+
+def compact_card(item: dict, thumb: bytes | None, key: str, seconds, detail=None) -> None:
+    """A small card: thumbnail on the left, title, duration and detail on the right; the whole card opens it."""
+    with st.container(border=True, key=key), st.container(key=f"{key}-open"):
+        picture, text = st.columns([1, 2], gap="small")
+        if thumb:
+            picture.image(thumb, width="stretch")
+        with text:
+            video_link(item, 48)
+            st.caption(" · ".join([duration(seconds), *([detail(item)] if detail else [])]))
 
 
 # Page styles (constant CSS, no catalog text): a card's title link is stretched over its thumbnail; the
-# duration sits on the thumbnail's corner; on a phone, grids keep two cards a row and cards stay compact.
+# duration sits on the thumbnail's corner; on a phone, grids keep two cards a row, cards stay compact and a
+# compact list keeps its thumbnails beside the titles.
 STYLE = """
 <style>
 .stVerticalBlock[class*="-open"][class*="st-key-"] { position: relative; }
@@ -212,6 +219,8 @@ STYLE = """
   [class*="st-key-grid-"] [data-testid="stVerticalBlockBorderWrapper"] { padding: 0.4rem !important; }
   [class*="st-key-grid-"] button { padding: 0.1rem 0.3rem !important; min-height: 2rem !important; }
   [class*="st-key-grid-"] [data-testid="stExpander"] { display: none; }
+  [class*="st-key-list-"] [data-testid="stHorizontalBlock"] { flex-wrap: nowrap !important; }
+  [class*="st-key-list-"] [data-testid="stColumn"] { min-width: 0 !important; }
 }
 </style>
 """

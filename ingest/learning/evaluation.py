@@ -1,6 +1,6 @@
 """Evaluation of the multi-task model: the saved model on its test period beside a popularity-in-context
-baseline (`vidrec eval`), the ablation table (`vidrec eval --ablations`) and, where the caller has one,
-an oracle.
+baseline (`vidrec eval`), the ablation table (`vidrec eval --ablations`, with a LightGBM peer where
+LightGBM is installed: see peers.py) and, where the caller has one, an oracle.
 
 An oracle is a world's ground truth (the demo world has one): it is passed in by whoever has it (the
 command layer, tests, benchmarks), never looked up here, so that the product learns and evaluates from
@@ -24,6 +24,7 @@ from models.metrics import auc, binary_metrics
 from models.multitask import GROUPS, MultiTaskNet
 
 from ..store import Store, now_iso, write_text_atomically
+from . import peers
 from .checkpoint import options_of
 from .features import FeatureSet, build_features
 from .ranking import click_probability
@@ -165,6 +166,14 @@ def context_direction(
     return out
 
 
+def add_oracle_share(metrics: dict, oracle: dict | None) -> dict:
+    """Adds (in place) the oracle's click AUC and the model's share of it to a model's metrics."""
+    if oracle and metrics.get("click", {}).get("auc") and oracle["click"]["auc"]:
+        metrics["click"]["oracle_auc"] = oracle["click"]["auc"]
+        metrics["click"]["auc_vs_oracle"] = metrics["click"]["auc"] / oracle["click"]["auc"]
+    return metrics
+
+
 def unlabelled_category_accuracy(truth: Oracle, trained: Trained, predictions: np.ndarray) -> float | None:
     """Accuracy of predicted categories on the videos that carry no label in the catalog (the product's
     use of the category head), judged by the world's truth."""
@@ -183,9 +192,7 @@ def with_truth(truth: Oracle | None, trained: Trained, metrics: dict) -> tuple[d
     if truth is None:
         return metrics, None
     oracle = oracle_metrics(truth, trained.features, trained.split.test)
-    if oracle and metrics.get("click", {}).get("auc") and oracle["click"]["auc"]:
-        metrics["click"]["oracle_auc"] = oracle["click"]["auc"]
-        metrics["click"]["auc_vs_oracle"] = metrics["click"]["auc"] / oracle["click"]["auc"]
+    add_oracle_share(metrics, oracle)
     for net in trained.nets.values():
         if "category" in net.config.tasks:
             with torch.no_grad():
@@ -280,6 +287,17 @@ def baseline_rows(features: FeatureSet, split: Split, truth: Oracle | None = Non
     return rows
 
 
+def peer_rows(features: FeatureSet, split: Split, truth: Oracle | None = None, seeds: int = 1) -> list[dict]:
+    """The LightGBM peer (peers.py) on the same test rows, `seeds` seeds (mean and std, like a variant),
+    with its share of the oracle's click AUC given one; no rows when LightGBM is not installed."""
+    if not peers.available():
+        logger.info("LightGBM is not installed: no %s row (pip install 'vidrec[peers]')", peers.PEER)
+        return []
+    oracle = oracle_metrics(truth, features, split.test) if truth is not None else None
+    runs = [add_oracle_share(peers.lightgbm_metrics(features, split, seed), oracle) for seed in range(seeds)]
+    return rows_of(peers.PEER, runs)
+
+
 def ablation_table(
     store: Store,
     *,
@@ -296,7 +314,8 @@ def ablation_table(
     """Train every variant (`seeds` seeds each) on the same data and split; one row per (variant, task,
     metric), with the mean over seeds, its standard deviation and the change against single-task (and the
     oracle's rows and ratios, given one). only: the variant names to run; extra: more (name, TrainOptions
-    changes) variants."""
+    changes) variants. The LightGBM peer's rows come after the variants' (where it is installed; with `only`,
+    when "lightgbm" is one of its names)."""
     features = build_features(store)
     rows: list[dict] = []
     split = None
@@ -332,6 +351,8 @@ def ablation_table(
         rows += rows_of(name, runs)
     if split is None:
         split = TrainOptions().split(features)
+    if not only or peers.PEER in only:
+        rows += peer_rows(features, split, truth, seeds)
     return add_deltas(rows + baseline_rows(features, split, truth))
 
 
