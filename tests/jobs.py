@@ -10,14 +10,15 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 
 
-def start_ingest(data_dir: Path, *inputs) -> subprocess.Popen:
-    """`vidrec ingest INPUTS --json` with the tiny CLIP and one decoding thread, in another process."""
+def start_ingest(data_dir: Path, *inputs, stderr=subprocess.PIPE) -> subprocess.Popen:
+    """`vidrec ingest INPUTS --json` with the tiny CLIP and one decoding thread, in another process (its
+    stderr piped, or into the file given)."""
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "--data-dir", str(data_dir), "ingest", *map(str, inputs)]
         + ["--clip", "tiny", "--workers", "1", "--json"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
 
@@ -25,5 +26,5 @@ def start_ingest(data_dir: Path, *inputs) -> subprocess.Popen:
 def finish(process: subprocess.Popen) -> tuple[dict, str]:
     """Its JSON report and its stderr, once it has ended well."""
     out, err = process.communicate(timeout=240)
-    assert process.returncode == 0, err[-2000:]
-    return json.loads(out), err
+    assert process.returncode == 0, (err or "")[-2000:]
+    return json.loads(out), err or ""

@@ -18,6 +18,7 @@ from index.api import Vidrec
 from index.search import SearchError
 from ingest.store import DataDir, Store, lock
 from ingest.store.database import Database
+from ingest.store.lock import WriterLock
 
 SMALL = 8  # videos in the catalogs two jobs race to ingest
 
@@ -53,12 +54,21 @@ def assert_whole_and_searchable(data_dir: Path, n: int) -> None:
 def test_two_ingests_at_once_into_an_empty_data_dir(tiny_world, tmp_path):
     manifest = small_manifest(tiny_world, tmp_path / "videos")
     data_dir = tmp_path / "data"
-    first, second = start_ingest(data_dir, "--manifest", manifest), start_ingest(data_dir, "--manifest", manifest)
-    (a, err_a), (b, err_b) = finish(first), finish(second)
+    paths = DataDir(data_dir)
+    paths.root.mkdir()
+    # both start while a lock holder (no catalog yet) keeps them waiting, so that they overlap however the
+    # machine schedules two processes' imports; then they race for the lock and for creating the catalog
+    logs = [tmp_path / "first.err", tmp_path / "second.err"]
+    with WriterLock(paths.writer_lock).hold("the test"):
+        jobs = [start_ingest(data_dir, "--manifest", manifest, stderr=open(log, "w")) for log in logs]
+        deadline = time.monotonic() + 180
+        while not all("is waiting" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline and all(j.poll() is None for j in jobs), [f.read_text() for f in logs]
+            time.sleep(0.2)
+    (a, _), (b, _) = finish(jobs[0]), finish(jobs[1])
     assert a["ingested"] + b["ingested"] == SMALL
     assert a["duplicates"] + b["duplicates"] == SMALL
     assert a["failed"] == b["failed"] == []
-    assert "waiting" in err_a + err_b  # the one that came second said so
     assert_whole_and_searchable(data_dir, SMALL)
 
 
