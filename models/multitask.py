@@ -11,6 +11,7 @@ Data flow for a batch of B impressions (d = group width, G = feature groups, H =
                          context   hour + weekday + device + region embeddings, summed                 [B, d]
     gates                sigmoid(gate_logit[g]) * group g   (learnable, L1-penalised: feature selection)
     interaction          concat(groups) ++ pairwise dot products of groups        [B, G*d + G(G-1)/2]
+    crosses (optional)   cross_layers DCN-v2 layers x_{l+1} = x_0 * (W x_l + b) + x_l, stacked: same width
     bottom               shared-bottom: one MLP; mmoe: experts + a softmax gate per task;
                          ple: CGC levels of shared and task-specific experts, gated per task   -> [B, H] per task
     towers               one small MLP per task -> logits
@@ -64,6 +65,8 @@ class NetConfig:
     retrieval_dim: int = 32
     dropout: float = 0.1
     id_dropout: float = 0.1  # share of training rows that see the "unknown" user and video id: cold start is learnt
+    cross_layers: int = 0  # DCN-v2 cross layers on the interaction vector before the bottom (0: none, as before)
+    cross_rank: int = 32  # rank of each cross layer's W = U V (0: full rank)
     extra: dict = field(default_factory=dict)  # room for settings of later versions
 
     def __post_init__(self) -> None:
@@ -75,6 +78,8 @@ class NetConfig:
             raise ValueError(f"unknown tasks or feature groups: {sorted(unknown)}")
         if not set(self.groups) & set(CONTENT_GROUPS):
             raise ValueError("the model needs at least one of the video's CLIP embeddings (video_clip, text_clip)")
+        if self.cross_layers < 0 or self.cross_rank < 0:
+            raise ValueError("cross_layers and cross_rank cannot be negative")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,6 +122,33 @@ class Experts(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([expert(x) for expert in self.experts], 1)
+
+
+class CrossNet(nn.Module):
+    """DCN-v2 cross layers (Wang et al. 2021): x_{l+1} = x_0 * (W_l x_l + b_l) + x_l, W_l full rank [D, D] or
+    low rank U_l V_l ([D, r] [r, D]). Each layer adds products of every input coordinate with a learnt linear
+    mix of all of them (layer l: polynomials up to degree l + 1), which is how a term like "this hour by this
+    category" is stated rather than left for the MLP above to discover. The output keeps the input's width,
+    and the residual keeps the input itself in it."""
+
+    def __init__(self, width: int, layers: int, rank: int = 0):
+        super().__init__()
+        full = rank <= 0 or rank >= width
+        self.down = nn.ModuleList(
+            nn.Linear(width, width if full else rank, bias=full) for _ in range(layers)
+        )  # W (full) or V (low rank)
+        self.up = nn.ModuleList(nn.Linear(rank, width) for _ in range(0 if full else layers))  # U, and b
+        for layer in [*self.down, *self.up]:
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+    def forward(self, x0: torch.Tensor) -> torch.Tensor:
+        x = x0
+        for i, down in enumerate(self.down):
+            mixed = down(x) if not self.up else self.up[i](down(x))
+            x = x0 * mixed + x
+        return x
 
 
 def gated_sum(gate: nn.Module, x: torch.Tensor, experts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -210,6 +242,9 @@ class MultiTaskNet(nn.Module):
             self.user_tower = mlp([3 * d, 2 * d, c.retrieval_dim], c.dropout, last_activation=False)
             self.video_tower = mlp([d, 2 * d, c.retrieval_dim], c.dropout, last_activation=False)
             self.log_scale = nn.Parameter(torch.tensor(2.3))  # logits = exp(log_scale) * cosine; starts at 10
+        # made last, and only when asked: without crosses the parameters, their keys and their initial values
+        # (the same seed draws the same numbers) are those of the network before crosses existed
+        self.cross = CrossNet(width, c.cross_layers, c.cross_rank) if c.cross_layers else None
         self.gate_weights: dict[str, torch.Tensor] = {}  # the last forward's expert gates, for diagnostics
 
     # ---- the catalog ------------------------------------------------------------------------------------
@@ -342,6 +377,8 @@ class MultiTaskNet(nn.Module):
         for g, order in (permute or {}).items():
             groups[g] = groups[g][order]
         x = self.interaction(groups)
+        if self.cross is not None:
+            x = self.cross(x)
         tasks = self.config.tower_tasks
         self.gate_weights = {}
         if self.config.arch == "shared-bottom":

@@ -10,7 +10,7 @@ import torch
 
 from models.context import HOUR_SLOTS, HOURS, Context, daypart, hour_slot
 from models.data import CatalogTensors
-from models.multitask import ARCHS, GROUPS, TASKS, TOWER_TASKS, MultiTaskNet, NetConfig, in_chunks
+from models.multitask import ARCHS, GROUPS, TASKS, TOWER_TASKS, CrossNet, MultiTaskNet, NetConfig, in_chunks
 from models.trainer import task_losses
 
 pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_torch_thread")]
@@ -20,9 +20,11 @@ V, CLIP_DIM, META_DIM, B = 12, 16, 2, 16  # videos, CLIP width, metadata width, 
 N_CATEGORIES, N_DEVICES = 3, 4
 
 # Every architecture with all tasks, and the single-task baseline's networks (one shared bottom per task).
-CONFIGS = {arch: {"arch": arch} for arch in ARCHS} | {
-    f"single-task-{task}": {"arch": "shared-bottom", "tasks": (task,)} for task in TASKS
-}
+CONFIGS = (
+    {arch: {"arch": arch} for arch in ARCHS}
+    | {f"{arch}-cross": {"arch": arch, "cross_layers": 2, "cross_rank": 4} for arch in ARCHS}
+    | {f"single-task-{task}": {"arch": "shared-bottom", "tasks": (task,)} for task in TASKS}
+)
 
 
 def tiny_config(**overrides) -> NetConfig:
@@ -237,6 +239,46 @@ def test_net_config_rejects_what_the_network_cannot_build():
         tiny_config(tasks=("click", "dwell"))
     with pytest.raises(ValueError, match="CLIP embeddings"):
         tiny_config(groups=("history", "user_id", "video_id"))
+
+
+# ---- DCN-v2 cross layers ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rank", [0, 3])
+def test_cross_layers_compute_x0_times_a_linear_map_of_the_last_layer_plus_the_residual(rank):
+    torch.manual_seed(0)
+    cross = CrossNet(width=6, layers=2, rank=rank)
+    x0 = torch.randn(5, 6)
+    x = x0
+    for i in range(2):
+        if rank:
+            W, b = cross.up[i].weight @ cross.down[i].weight, cross.up[i].bias  # U V: [6, 3] [3, 6]
+            assert cross.down[i].weight.shape == (rank, 6)
+        else:
+            W, b = cross.down[i].weight, cross.down[i].bias
+        x = x0 * (x @ W.T + b) + x
+    assert torch.allclose(cross(x0), x, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_no_cross_layers_is_the_network_of_before(arch):
+    """cross_layers=0 (the default) builds exactly the earlier network: the same state-dict keys, and the same
+    initial weights and outputs for the same seed; a saved config without the field loads with none."""
+    plain, crossed = tiny_net(arch=arch), tiny_net(arch=arch, cross_layers=1)
+    assert plain.cross is None and not any(k.startswith("cross.") for k in plain.state_dict())
+    assert {k for k in crossed.state_dict() if not k.startswith("cross.")} == set(plain.state_dict())
+    # the cross layers are made last: every other weight is drawn as before
+    assert all(torch.equal(v, crossed.state_dict()[k]) for k, v in plain.state_dict().items())
+    saved = plain.config.to_dict()
+    del saved["cross_layers"], saved["cross_rank"]  # a config saved before the field existed
+    again = MultiTaskNet(NetConfig(**saved))
+    again.load_state_dict(plain.state_dict())
+    again.set_catalog(tiny_catalog())
+    assert again.config.cross_layers == 0
+    for task, value in outputs(plain, tiny_batch()).items():
+        assert torch.equal(value, outputs(again, tiny_batch())[task]), task
+    with pytest.raises(ValueError, match="negative"):
+        tiny_config(cross_layers=-1)
 
 
 def test_set_catalog_refuses_embeddings_of_another_width():
