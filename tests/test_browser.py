@@ -243,7 +243,7 @@ def test_browse_in_a_real_browser(browser_needed, server, tmp_path):
         click_center(page, page.locator(".st-key-rec-card-2 img").first)
         page.wait_for_url(lambda u: f"video={third}" in u)
         page.get_by_text("Up next").wait_for()
-        click_center(page, page.locator(".st-key-similar-row-0-open").first)
+        click_center(page, page.locator(".st-key-similar-card-0-open").first)
         page.wait_for_url(lambda u: "/video?video=" in u and f"video={third}" not in u)
         page.locator("video").wait_for(state="attached")
         page.go_back()

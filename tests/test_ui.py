@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import re
 import shutil
-import sqlite3
 import time
-from pathlib import Path
 
-from ui_support import app, ok, shown, ui_rows, user_and_region
+from ui_support import app, interaction_count, ok, shown, ui_rows, user_and_region
 
 from app import common
 from app.ui import state
@@ -78,16 +76,8 @@ def test_likes_and_skips_count_at_once_and_are_stored(ui_data):
     assert at.session_state["sessions"][user].skipped == [skipped]
 
 
-def all_rows(data_dir: Path) -> int:
-    db = sqlite3.connect(data_dir / "catalog.db")
-    try:
-        return db.execute("SELECT COUNT(*) FROM interactions").fetchone()[0]
-    finally:
-        db.close()
-
-
 def test_bad_link_values_are_reported_and_defaults_apply(ui_data):
-    before = all_rows(ui_data)
+    before = interaction_count(ui_data)
     at = ok(app(user="someone-new", hour=99, weekday="Sat", device="toaster", region="mars"))
     warnings = [w.value for w in at.warning]
     assert any("hour must be 0" in w for w in warnings)
@@ -98,7 +88,7 @@ def test_bad_link_values_are_reported_and_defaults_apply(ui_data):
     assert "toaster" not in at.selectbox(key="fy_device").options  # not offered to anyone
     assert "mars" not in at.selectbox(key="fy_region").options
     assert len(shown(at)) == 10  # an unknown user gets a cold-start list
-    assert all_rows(ui_data) == before  # a link alone writes nothing
+    assert interaction_count(ui_data) == before  # a link alone writes nothing
     at.button(key=f"rec-like-{shown(at)[0]}").click()
     ok(at.run())
     rows = ui_rows(ui_data, "someone-new")  # acting is what makes them someone the catalog keeps
@@ -106,13 +96,13 @@ def test_bad_link_values_are_reported_and_defaults_apply(ui_data):
 
 
 def test_a_visitor_leaves_no_trace_until_they_act_and_a_sandbox_never(ui_data, monkeypatch):
-    before = all_rows(ui_data)
+    before = interaction_count(ui_data)
     at = ok(app(hour=3))
     visitor = at.session_state["visitor_id"]
     time.sleep(1.1)
     at.slider(key="fy_hour").set_value(7)
     ok(at.run())
-    assert all_rows(ui_data) == before  # two views, no impressions: a visit is not data
+    assert interaction_count(ui_data) == before  # two views, no impressions: a visit is not data
     first = shown(at)[0]
     at.button(key=f"rec-like-{first}").click()
     ok(at.run())
@@ -122,14 +112,14 @@ def test_a_visitor_leaves_no_trace_until_they_act_and_a_sandbox_never(ui_data, m
 
     monkeypatch.setenv(state.SANDBOX_VARIABLE, "1")
     user, region = user_and_region(ui_data)
-    before = all_rows(ui_data)
+    before = interaction_count(ui_data)
     at = ok(app(user=user, hour=20, weekday=5, device="tv", region=region))
     liked = shown(at)[0]
     at.button(key=f"rec-like-{liked}").click()
     ok(at.run())
     assert any("Sandbox" in c.value for c in at.caption)
     assert at.session_state["sessions"][user].liked == [liked]  # it counts in the session
-    assert all_rows(ui_data) == before  # and nowhere else
+    assert interaction_count(ui_data) == before  # and nowhere else
 
 
 def test_for_you_without_a_model_says_what_to_do(tuned_catalog, tmp_path, monkeypatch):

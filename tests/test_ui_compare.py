@@ -4,24 +4,14 @@ address holds its choices; it records nothing."""
 from __future__ import annotations
 
 import re
-import sqlite3
-from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
-from ui_support import app, ok, shown, user_and_region
+from ui_support import app, interaction_count, ok, shown, user_and_region
 
 from index import browse
 from ingest.store import Store
 
 COMPARE = "views/compare.py"
-
-
-def interactions(data_dir: Path) -> int:
-    db = sqlite3.connect(data_dir / "catalog.db")
-    try:
-        return db.execute("SELECT COUNT(*) FROM interactions").fetchone()[0]
-    finally:
-        db.close()
 
 
 def compare(at: AppTest, **query) -> AppTest:
@@ -34,7 +24,7 @@ def compare(at: AppTest, **query) -> AppTest:
 def test_compare_shows_one_user_in_two_contexts_with_what_moved_and_records_nothing(ui_data):
     user, _ = user_and_region(ui_data)
     at = ok(app(user=user))  # For you, with the user chosen there (it logs what it shows)
-    before = interactions(ui_data)
+    before = interaction_count(ui_data)
     compare(at)
     assert at.selectbox(key="cmp_user").value == user  # the user chosen on For you
     assert (at.slider(key="cmp_a_hour").value, at.selectbox(key="cmp_a_device").value) == (8, "mobile")
@@ -55,7 +45,7 @@ def test_compare_shows_one_user_in_two_contexts_with_what_moved_and_records_noth
     assert at.query_params["user"] == user  # a choice made: the address holds them all, to share
     assert at.query_params["a"].startswith("8,1,mobile,") and at.query_params["b"].startswith("21,5,desktop,")
     assert len(shown(at, "cmp-b")) == 10
-    assert interactions(ui_data) == before  # no impressions, nothing
+    assert interaction_count(ui_data) == before  # no impressions, nothing
 
 
 def test_a_link_with_an_unknown_device_and_user_is_refused_with_a_note(ui_data):
@@ -64,7 +54,7 @@ def test_a_link_with_an_unknown_device_and_user_is_refused_with_a_note(ui_data):
     devices = browse.context_choices(store)["device"]
     store.close()
     at = ok(app())
-    before = interactions(ui_data)
+    before = interaction_count(ui_data)
     at = compare(at, user="someone-new", a=f"7,sat,toaster,{region}", b="25,5,tv")
     warnings = " ".join(w.value for w in at.warning)
     assert "toaster" in warnings and "25" in warnings  # refused, each with a note
@@ -76,4 +66,4 @@ def test_a_link_with_an_unknown_device_and_user_is_refused_with_a_note(ui_data):
     assert at.query_params["a"] == f"7,5,mobile,{region}" and at.query_params["b"].startswith("22,5,tv,")
     assert any("no history" in i.value for i in at.info)  # a new visitor's starting lists
     assert shown(at, "cmp-a") and shown(at, "cmp-b")
-    assert interactions(ui_data) == before
+    assert interaction_count(ui_data) == before

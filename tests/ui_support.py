@@ -64,3 +64,12 @@ def ui_rows(data_dir: Path, user: str) -> list[sqlite3.Row]:
         return db.execute("SELECT * FROM interactions WHERE user_id = ? AND source = 'ui'", (user,)).fetchall()
     finally:
         db.close()
+
+
+def interaction_count(data_dir: Path) -> int:
+    """Every interaction row in the catalog (what a view that must write nothing leaves as it was)."""
+    db = sqlite3.connect(data_dir / "catalog.db")
+    try:
+        return db.execute("SELECT COUNT(*) FROM interactions").fetchone()[0]
+    finally:
+        db.close()

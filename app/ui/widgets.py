@@ -171,26 +171,26 @@ def grid(
                     )
 
 
-def compact_list(vidrec, items: list[dict], key: str, detail=None) -> None:
+def compact_list(vidrec, items: list[dict], key: str, detail=None, extra=None, here: bool = False) -> None:
     """A narrow column of small cards (thumbnail, title, duration, detail), each opening the video from
-    anywhere on it."""
+    anywhere on it. detail(item) -> text after the duration; extra(item) -> a second line, or ""; `here`: drawn
+    on the video page (see `video_link`)."""
     ids = [i["video_id"] for i in items]
     thumbs = vidrec.store.videos.thumbnails(ids)
     seconds = vidrec.store.videos.durations(ids)
     with st.container(key=f"list-{key}"):
         for n, item in enumerate(items):
-            compact_card(item, thumbs.get(item["video_id"]), f"{key}-card-{n}", seconds.get(item["video_id"]), detail)
-
-
-def compact_card(item: dict, thumb: bytes | None, key: str, seconds, detail=None) -> None:
-    """A small card: thumbnail on the left, title, duration and detail on the right; the whole card opens it."""
-    with st.container(border=True, key=key), st.container(key=f"{key}-open"):
-        picture, text = st.columns([1, 2], gap="small")
-        if thumb:
-            picture.image(thumb, width="stretch")
-        with text:
-            video_link(item, 48)
-            st.caption(" · ".join([duration(seconds), *([detail(item)] if detail else [])]))
+            with st.container(border=True, key=f"{key}-card-{n}"), st.container(key=f"{key}-card-{n}-open"):
+                picture, text = st.columns([1, 2], gap="small")
+                if thumbs.get(item["video_id"]):
+                    picture.image(thumbs[item["video_id"]], width="stretch")
+                with text:
+                    video_link(item, 48, key if here else None)
+                    st.caption(
+                        " · ".join([duration(seconds.get(item["video_id"])), *([detail(item)] if detail else [])])
+                    )
+                    if extra and extra(item):
+                        st.caption(extra(item))
 
 
 # Page styles (constant CSS, no catalog text): a card's title link is stretched over its thumbnail; the

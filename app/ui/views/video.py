@@ -12,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.ui import state
-from app.ui.widgets import category_text, duration, grid, md, open_video, plural, title_of
+from app.ui.widgets import category_text, compact_list, duration, grid, md, open_video, plural
 from index import browse
 
 UP_NEXT = 10
@@ -55,34 +55,22 @@ def player_width(details: dict) -> int:
 
 
 def up_next(items: list[dict]) -> None:
-    """Small rows: thumbnail, then the title (a button that opens the video), its length and category, and how
-    alike it is to this video in frames and in text.
-
-    Buttons, not page links: a page link to the page it is on (this one, another video) shows the video but
-    leaves the address on the old one (Streamlit 1.67); `open_video` moves the address too (one history entry)."""
+    """Small cards: thumbnail, title, length and category, and how alike each is to this video in frames and
+    in text. They open by button, as every card on this page does (widgets.video_link says why)."""
     if not items:
         st.info("No similar videos yet.")
         return
     ids = [i["video_id"] for i in items]
-    thumbs = vidrec.store.videos.thumbnails(ids)
-    seconds = vidrec.store.videos.durations(ids)
     categories = vidrec.categories(ids)
     split = browse.similarity_split(vidrec.store, video_id, ids)
-    for n, item in enumerate(items):
-        other = item["video_id"]
-        with st.container(key=f"similar-row-{n}-open"):  # the title's button covers the row (widgets.STYLE)
-            picture, text = st.columns([1.4, 3], gap="small")
-            if thumbs.get(other):
-                picture.image(thumbs[other], width="stretch")
-            else:
-                picture.caption("no thumbnail")
-            with text:
-                if st.button(f"**{md(title_of(item), 60)}**", key=f"similar-open-{other}", type="tertiary"):
-                    open_video(other)
-                st.caption(f"{duration(seconds.get(other))} · {category_text(categories.get(other))}")
-                parts = split.get(other)
-                if parts:
-                    st.caption(f"alike in frames {parts['frames']:.2f} · text {parts['text']:.2f}")
+
+    def alike(item: dict) -> str:
+        parts = split.get(item["video_id"])
+        return f"alike in frames {parts['frames']:.2f} · text {parts['text']:.2f}" if parts else ""
+
+    compact_list(
+        vidrec, items, "similar", detail=lambda i: category_text(categories.get(i["video_id"])), extra=alike, here=True
+    )
 
 
 main, side = st.columns([2.3, 1], gap="large")
