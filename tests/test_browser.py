@@ -234,7 +234,7 @@ def test_browse_in_a_real_browser(browser_needed, server, tmp_path):
         # a like on For you is confirmed and the card stays
         liked = back[1]
         page.locator(".st-key-rec-card-1").get_by_role("button", name="Like").click()
-        page.locator(".st-key-rec-card-1").get_by_text("Liked").wait_for()
+        page.locator(".st-key-rec-card-1").get_by_text("Liked: more like it will follow").wait_for()
         page.wait_for_timeout(500)
         assert listed(page)[1] == liked
 
