@@ -76,6 +76,22 @@ def test_likes_and_skips_count_at_once_and_are_stored(ui_data):
     assert at.session_state["sessions"][user].skipped == [skipped]
 
 
+def test_coming_back_to_for_you_from_the_menu_keeps_the_choice(ui_data):
+    user, region = user_and_region(ui_data)
+    at = ok(app(user=user, hour=21, weekday=4, device="tv", region=region))
+    before = shown(at)
+    at.switch_page("views/search.py")
+    ok(at.run())
+    at.query_params.clear()  # the navigation menu's link carries no parameters
+    at.switch_page("views/for_you.py")
+    ok(at.run())
+    assert at.selectbox(key="fy_user").value == user and at.selectbox(key="fy_device").value == "tv"
+    assert shown(at) == before and not at.query_params  # the same view, and no history entry of its own
+    at.slider(key="fy_hour").set_value(8)
+    ok(at.run())
+    assert at.query_params["device"] == "tv" and at.query_params["hour"] == "8"  # a change writes it all
+
+
 def test_bad_link_values_are_reported_and_defaults_apply(ui_data):
     before = interaction_count(ui_data)
     at = ok(app(user="someone-new", hour=99, weekday="Sat", device="toaster", region="mars"))

@@ -37,7 +37,9 @@ except StoreError as exc:
     st.error(" ".join(str(exc).split()))
     st.stop()
 page_style()
-if page is PAGES["for_you"] and st.query_params.get("video"):
+showing_video = page is PAGES["for_you"] and bool(st.query_params.get("video"))
+state.note_page("video" if showing_video else next(name for name, p in PAGES.items() if p is page))
+if showing_video:
     # `/?video=V` shows the video's page in place: a redirect would add a history entry that Back returns to,
     # and that would redirect again (st.navigation runs one page a run, so the page's script runs here)
     runpy.run_path(str(Path(__file__).parent / "views" / "video.py"))

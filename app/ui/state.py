@@ -133,16 +133,27 @@ def _refuse_unknown(vidrec: Vidrec, values: dict) -> list[str]:
     return problems
 
 
+def note_page(name: str) -> None:
+    """Which page this run draws, and which the run before drew (main.py calls it before every page)."""
+    st.session_state["_came_from"] = st.session_state.get("_page")
+    st.session_state["_page"] = name
+
+
 def apply_link(vidrec: Vidrec) -> list[str]:
     """Set the choice from the URL's query parameters when they are new to this session (a deep link, Back or
     Forward, or the first visit); the parts the URL does not name take `recommend`'s defaults for that user.
-    The URL the app left itself keeps the session's choice. Returns the problems to show."""
+    The URL the app left itself keeps the session's choice, and so does a bare URL reached from another page
+    (the navigation menu's link carries no parameters): the address then stays bare until a choice changes,
+    so that arriving adds no history entry of its own. Returns the problems to show."""
     params = {k: st.query_params.get(k) for k in LINK_KEYS if k in st.query_params}
     signature = tuple(sorted(params.items()))
     c = choice()
-    if "hour" in c and c.get("_link") == signature:
+    from_menu = not params and st.session_state.get("_came_from") not in (None, "for_you")
+    if "hour" in c and (c.get("_link") == signature or from_menu):
         for name in LINK_KEYS:  # the widgets were forgotten on another page: restore them
             st.session_state.setdefault(widget_key(name), c[name])
+        if from_menu and c.get("_link") != signature:
+            c["_link"], c["_bare"] = signature, True
         return []
     values, problems = parse_link(params)
     problems += _refuse_unknown(vidrec, values)
@@ -164,7 +175,7 @@ def apply_link(vidrec: Vidrec) -> list[str]:
         }
     )
     c["_explicit"] = set(values)
-    c["_link"] = signature
+    c["_link"], c["_bare"] = signature, False
     return problems
 
 
@@ -178,6 +189,7 @@ def take_widgets() -> None:
             value = st.session_state[widget_key(name)]
             if value != c.get(name):
                 explicit.add(name)
+                c["_bare"] = False
             c[name] = value
 
 
@@ -197,6 +209,8 @@ def write_link() -> None:
     """Keep the URL in step with what was chosen (from a link or on the page), so that it can be shared or
     bookmarked: one history entry per change; the parts left to their defaults stay out of it."""
     c = choice()
+    if c.get("_bare"):
+        return  # arrived bare from another page: nothing chosen here yet
     explicit = c.setdefault("_explicit", set())
     wanted = {k: str(c.get(k)) for k in LINK_KEYS if k in explicit and c.get(k) not in (None, "")}
     if wanted.get("user") == NEW_VISITOR:
