@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streamlit.testing.v1 import AppTest
 from ui_support import app, ok, shown
 
 from app.ui.widgets import duration, md
@@ -10,10 +11,15 @@ from ingest.store import Store
 
 
 # ---- Search -------------------------------------------------------------------------------------------------
-def test_search_by_text_and_by_upload(ui_data):
+def search_page() -> AppTest:
+    """The app opened on the Search page, as a visitor would reach it from the menu."""
     at = ok(app())
     at.switch_page("views/search.py")
-    ok(at.run())
+    return ok(at.run())
+
+
+def test_search_by_text_and_by_upload(ui_data):
+    at = search_page()
     at.text_input(key="search_text").set_value("football goal")
     ok(at.run())
     assert len(shown(at, "text")) > 0
@@ -28,9 +34,7 @@ def test_search_by_text_and_by_upload(ui_data):
 
 
 def test_search_refuses_a_bad_upload_with_a_message(ui_data):
-    at = ok(app())
-    at.switch_page("views/search.py")
-    ok(at.run())
+    at = search_page()
     at.file_uploader(key="search_file").set_value(("photo.png", b"this is not an image", "image/png"))
     ok(at.run())
     assert any("neither an image nor a video" in e.value for e in at.error)
@@ -56,9 +60,7 @@ def _cards(at, prefix: str) -> list[list[str]]:
 
 
 def test_a_long_query_is_searched_and_a_longer_one_is_refused_with_a_message(ui_data):
-    at = ok(app())
-    at.switch_page("views/search.py")
-    ok(at.run())
+    at = search_page()
     words = "football goal highlights from the stadium "
     at.text_input(key="search_text").input((words * 60)[:MAX_QUERY_CHARS])  # as pasted: the box takes it
     ok(at.run())
@@ -70,9 +72,7 @@ def test_a_long_query_is_searched_and_a_longer_one_is_refused_with_a_message(ui_
 
 
 def test_a_query_with_no_close_match_says_so_and_a_category_does_not(ui_data):
-    at = ok(app())
-    at.switch_page("views/search.py")
-    ok(at.run())
+    at = search_page()
     at.text_input(key="search_text").input("zzzzqqq")
     ok(at.run())
     assert shown(at, "text")  # still the nearest videos
