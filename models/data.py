@@ -46,6 +46,7 @@ class Impressions:
     like: torch.Tensor  # [N] 0/1, NaN where unknown (no click, or not logged)
     watch: torch.Tensor  # [N] watched fraction 0-1, NaN where unknown
     group: torch.Tensor  # [N] user index, for per-user metrics only (not a feature)
+    visit: torch.Tensor  # [N] visit (a user's impressions, no gap over 30 min): for the ranking loss, not a feature
 
     def __len__(self) -> int:
         return len(self.video)

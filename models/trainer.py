@@ -4,7 +4,9 @@ balancing, early stopping on the validation metrics of every task, the best chec
 Sample spaces: click on every impression; like and watch on clicked impressions whose label is known;
 context (hour slot, device) on clicked impressions, predicted without the impression's own context;
 category on labelled catalog videos, from their content alone; retrieval on clicked impressions, each
-click against the other clicks of the batch (in-batch negatives).
+click against the other clicks of the batch (in-batch negatives). With `TrainConfig.ranking`, click also
+learns a listwise loss over the impressions of each visit (models/ranking_loss.py), and batches are whole
+visits.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .context import HOUR_SLOTS, hour_slot
 from .data import CatalogTensors, Impressions
 from .metrics import binary_metrics, dot_ranking_metrics, multiclass_metrics, regression_metrics
 from .multitask import GROUPS, TOWER_TASKS, MultiTaskNet, in_chunks
+from .ranking_loss import listwise_loss
 
 if TYPE_CHECKING:
     from .parallel import DataParallel
@@ -53,6 +56,7 @@ class TrainConfig:
     task_weights: dict = field(default_factory=dict)  # fixed weights (and the base of the other methods)
     pcgrad: bool = False
     gate_l1: float = 1e-3  # sparsity penalty on the feature-group gates
+    ranking: float = 0.0  # weight of the listwise loss within visits, added to click's (0: off, batches as before)
     class_weighting: bool = True  # click/like positives up-weighted (prior undone at prediction); categories balanced
     category_batch: int = 64  # labelled videos per step for the category task
     threads: int | None = 1  # torch threads while training (None: torch's default); see `fit`
@@ -87,9 +91,18 @@ def class_weights(
 
 
 def task_losses(
-    net: MultiTaskNet, batch: dict, videos: torch.Tensor | None, weights: ClassWeights | None = None
+    net: MultiTaskNet,
+    batch: dict,
+    videos: torch.Tensor | None,
+    weights: ClassWeights | None = None,
+    ranking: float = 0.0,
 ) -> dict[str, torch.Tensor]:
-    """{task: mean loss over the task's own sample space in this batch}; a task with no rows is absent."""
+    """{task: mean loss over the task's own sample space in this batch}; a task with no rows is absent.
+
+    ranking > 0: click's loss is its BCE plus `ranking` times the listwise loss over the batch's visits
+    (`batch["visit"]`). Added to click rather than made a task of its own, so that the task balancers weigh
+    click as one task and need no change; the weight is the one knob. Retrieval then also takes no other click
+    of the same user for a negative: visit batches put a user's clicks together, and they are no negatives."""
     weights = weights or ClassWeights({}, None)
     tasks = net.config.tasks
     losses: dict[str, torch.Tensor] = {}
@@ -105,6 +118,10 @@ def task_losses(
                 losses["click"] = F.binary_cross_entropy_with_logits(
                     logits["click"], rows["click"], pos_weight=None if pw is None else torch.tensor(pw)
                 )
+                if ranking > 0:
+                    losses["click"] = losses["click"] + ranking * listwise_loss(
+                        logits["click"], rows["click"], rows["visit"]
+                    )
             for task in ("like", "watch"):
                 if task not in tasks:
                     continue
@@ -130,6 +147,8 @@ def task_losses(
         rows = {k: v[clicked] for k, v in batch.items()}
         logits = net.retrieval_logits(rows)  # [n, n]
         same = rows["video"].unsqueeze(0) == rows["video"].unsqueeze(1)
+        if ranking > 0:  # visit batches: the user's other clicks are no negatives either
+            same |= rows["group"].unsqueeze(0) == rows["group"].unsqueeze(1)
         logits = logits.masked_fill(same & ~torch.eye(len(same), dtype=torch.bool), -1e9)  # a duplicate is no negative
         losses["retrieval"] = F.cross_entropy(logits, torch.arange(len(logits)))
     return losses
@@ -234,6 +253,17 @@ def effective_batch_size(batch_size: int, rows: int, min_steps: int = 32) -> int
     return max(32, min(batch_size, rows // min_steps))
 
 
+def epoch_order(train: Impressions, rng: np.random.Generator, by_visit: bool) -> torch.Tensor:
+    """The rows in this epoch's order: a random permutation; by_visit, the visits in a random order, each
+    visit's rows together (in their own order), so that a batch cut from it holds whole visits (one that
+    crosses a batch boundary is split in two). A data-parallel shard is cut by user, so its visits are whole."""
+    if not by_visit:
+        return torch.from_numpy(rng.permutation(len(train)))
+    _, index = np.unique(train.visit.numpy(), return_inverse=True)
+    rank = rng.permutation(int(index.max()) + 1 if len(index) else 0)
+    return torch.from_numpy(np.argsort(rank[index.reshape(-1)], kind="stable"))
+
+
 def mark_seen(net: MultiTaskNet, train: Impressions, catalog: CatalogTensors) -> None:
     """Record which user and video buckets training saw: the others are new, and get the unknown id."""
     net.user_seen.zero_()
@@ -323,7 +353,7 @@ def _fit(
     for epoch in range(1, config.epochs + 1):
         net.train()
         epoch_started = time.perf_counter()
-        order = torch.from_numpy(rng.permutation(len(train)))
+        order = epoch_order(train, rng, config.ranking > 0)
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         for step in range(steps):
@@ -334,7 +364,7 @@ def _fit(
                 if len(category_train)
                 else None
             )
-            losses = task_losses(net, batch, videos, cw)
+            losses = task_losses(net, batch, videos, cw, config.ranking)
             if not losses and parallel is None:
                 continue  # a data-parallel worker still takes its part in the step's collectives
             balancer.update(losses, net.shared_parameters())

@@ -11,13 +11,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 
 from index.api import Vidrec
 from ingest.learning.distributed import TEST_EXIT, read_impressions, shard_by_user, write_impressions
-from ingest.learning.features import build_features
+from ingest.learning.features import build_features, visits
 from ingest.learning.training import TrainOptions, net_configs, train_config, train_model
 from ingest.store import Store
 from models.multitask import MultiTaskNet
@@ -49,6 +50,8 @@ def test_shards_keep_each_users_rows_together_and_are_about_equal():
     assert not owners[0] & owners[1]
     assert abs(len(shards[0]) - len(shards[1])) <= 1
     assert all(list(rows) == sorted(rows) for rows in shards)  # the log's order within a shard
+    visit = visits(users.numpy(), np.arange(len(users)) * 600)  # the log's rows ten minutes apart
+    assert not {int(visit[r]) for r in shards[0]} & {int(visit[r]) for r in shards[1]}  # the ranking loss's lists
 
 
 def test_impressions_round_trip_through_parquet(tuned_catalog, tmp_path):

@@ -2,8 +2,8 @@
 (`models.trainer.fit`) on N Ray Train workers, data-parallel (docs/architecture.md, "Scaling out").
 
 1. The driver (this process) has built the features and the split as local training does. It cuts the
-   training impressions into N shards by user (one user's rows stay on one worker; users go to the lightest
-   shard, largest first, so the shards are about equal) and stages, in a folder every node reads
+   training impressions into N shards by user (one user's rows, so each visit's, stay on one worker; users
+   go to the lightest shard, largest first, so the shards are about equal) and stages, in a folder every node reads
    (DATA_DIR/staging/train-<id>/): one Parquet file a shard, the validation impressions, the catalog tensors,
    the category split and what must be equal on every worker (which ids training saw, the class weights,
    the batch and steps per epoch, all from the whole training set) as safetensors and JSON. No pickle.
@@ -51,8 +51,8 @@ TEST_EXIT = "VIDREC_TEST_TRAIN_EXIT"  # tests only: the rank that dies (os._exit
 
 
 def shard_by_user(users: torch.Tensor, workers: int) -> list[np.ndarray]:
-    """Row indices per worker, in their original order: each user's rows on one worker, users dealt largest
-    first to the shard with the fewest rows so far (ties by user index: the same cut every time)."""
+    """Row indices per worker, in their original order: each user's rows (so each visit's) on one worker, users
+    dealt largest first to the shard with the fewest rows so far (ties by user index: the same cut every time)."""
     ids, inverse, counts = np.unique(users.numpy(), return_inverse=True, return_counts=True)
     shard_of = np.zeros(len(ids), dtype=np.int64)
     sizes = np.zeros(workers, dtype=np.int64)

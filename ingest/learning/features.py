@@ -23,6 +23,7 @@ from .errors import FeatureError
 
 HISTORY_LENGTH = 32  # most recent clicks a row sees
 META_DIM = 1  # normalised log duration
+VISIT_GAP_SECONDS = 30 * 60  # a longer pause between a user's impressions starts a new visit
 
 
 def hash_bucket(key: str, buckets: int) -> int:
@@ -160,6 +161,20 @@ def click_histories(
     )
 
 
+def visits(users: np.ndarray, ts: np.ndarray, gap: int = VISIT_GAP_SECONDS) -> np.ndarray:
+    """[N] visit index of each row, 0..n_visits-1: a user's impressions with no pause over `gap` seconds
+    between consecutive ones (what the ranking loss compares clicks within). users: int codes; ts: seconds."""
+    if len(users) == 0:
+        return np.zeros(0, np.int64)
+    order = np.lexsort((ts, users))  # by user, then time
+    u, t = users[order], ts[order]
+    starts = np.ones(len(order), bool)
+    starts[1:] = (u[1:] != u[:-1]) | (t[1:] - t[:-1] > gap)
+    out = np.empty(len(order), np.int64)
+    out[order] = np.cumsum(starts) - 1
+    return out
+
+
 def build_features(
     store: Store, vocabulary: Vocabulary | None = None, history_length: int = HISTORY_LENGTH
 ) -> FeatureSet:
@@ -205,5 +220,6 @@ def build_features(
         like=torch.from_numpy(like.astype(np.float32)),
         watch=torch.from_numpy(watch.astype(np.float32)),
         group=torch.from_numpy(group.astype(np.int64)),
+        visit=torch.from_numpy(visits(group, log["ts"])),
     )
     return FeatureSet(catalog, impressions, log["ts"], users.tolist(), vocabulary)
