@@ -15,6 +15,11 @@ Data flow for a batch of B impressions (d = group width, G = feature groups, H =
     bottom               shared-bottom: one MLP; mmoe: experts + a softmax gate per task;
                          ple: CGC levels of shared and task-specific experts, gated per task   -> [B, H] per task
     towers               one small MLP per task -> logits
+    offsets              + a learnt per-user and per-video bias on the click, like and watch logits, each with a
+                         prior at 0 (and the id embeddings with a prior at the unknown id's), so that they shrink
+                         toward what content and context predict: a video's quality is learnt from its own
+                         impressions, as far as their number warrants; a new video has none (`biases`, on)
+                         + optionally, per context field, a learnt vector dotted with the content (`context_terms`)
 
 A task sees only the groups its question allows: category looks at the video's content alone (so it
 predicts unlabelled videos), the context head at everything but the sample's own context. Both pass
@@ -38,6 +43,7 @@ GROUPS = ("history", "user_id", "video_clip", "text_clip", "video_id", "meta", "
 CONTENT_GROUPS = ("video_clip", "text_clip")  # what the category task may look at: the video's own content
 VIDEO_GROUPS = ("video_clip", "text_clip", "video_id", "meta")  # what makes a video's item vector
 TOWER_TASKS = ("click", "like", "watch", "category", "context")
+INTEREST_TASKS = ("click", "like", "watch")  # the tasks per-user and per-video biases add to
 TASKS = TOWER_TASKS + ("retrieval",)
 ARCHS = ("shared-bottom", "mmoe", "ple")
 CATALOG_CHUNK = 16384  # catalog videos per pass when every video is encoded or scored (1M at once took over 10 GB)
@@ -67,6 +73,10 @@ class NetConfig:
     id_dropout: float = 0.1  # share of training rows that see the "unknown" user and video id: cold start is learnt
     cross_layers: int = 0  # DCN-v2 cross layers on the interaction vector before the bottom (0: none, as before)
     cross_rank: int = 32  # rank of each cross layer's W = U V (0: full rank)
+    biases: bool = True  # per-user and per-video terms on the interest logits, with priors (see `bias_penalty`)
+    bias_scale: float = 0.5  # the prior's standard deviation of one such term, on the logit scale
+    id_scale: float = 0.05  # with biases: the prior's standard deviation of an id embedding around the unknown id's
+    context_terms: bool = False  # factorised context-by-content terms on the interest logits (see `context_terms`)
     extra: dict = field(default_factory=dict)  # room for settings of later versions
 
     def __post_init__(self) -> None:
@@ -80,13 +90,28 @@ class NetConfig:
             raise ValueError("the model needs at least one of the video's CLIP embeddings (video_clip, text_clip)")
         if self.cross_layers < 0 or self.cross_rank < 0:
             raise ValueError("cross_layers and cross_rank cannot be negative")
+        if self.bias_scale <= 0 or self.id_scale <= 0:
+            raise ValueError("bias_scale and id_scale must be positive")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def saved(cls, values: dict) -> NetConfig:
+        """The config a saved model was trained with. A field added since takes the value that builds the
+        network of before (biases: none; cross layers and context terms are off by default anyway)."""
+        return cls(**({"biases": False} | values))
+
     @property
     def tower_tasks(self) -> tuple[str, ...]:
         return tuple(t for t in self.tasks if t in TOWER_TASKS)
+
+    @property
+    def logit_terms(self) -> tuple[bool, bool]:
+        """(biases, context terms) as built: both add to the interest logits, so a network without an interest
+        task (a single-task category or context network) has neither."""
+        interest = bool(set(self.tasks) & set(INTEREST_TASKS))
+        return self.biases and interest, self.context_terms and interest
 
     def output_size(self, task: str) -> int:
         return {"category": self.n_categories, "context": HOUR_SLOTS + self.n_devices}.get(task, 1)
@@ -245,6 +270,18 @@ class MultiTaskNet(nn.Module):
         # made last, and only when asked: without crosses the parameters, their keys and their initial values
         # (the same seed draws the same numbers) are those of the network before crosses existed
         self.cross = CrossNet(width, c.cross_layers, c.cross_rank) if c.cross_layers else None
+        self.biased, self.context_crossed = c.logit_terms
+        if self.biased:  # zeros at first: the network starts as the one without them
+            self.user_bias = nn.Embedding(c.user_buckets, len(INTEREST_TASKS))
+            self.video_bias = nn.Embedding(c.video_buckets, len(INTEREST_TASKS))
+            nn.init.zeros_(self.user_bias.weight)
+            nn.init.zeros_(self.video_bias.weight)
+        if self.context_crossed:  # per context field and interest task, a vector dotted with the content
+            fields = {"hour": HOURS, "weekday": WEEKDAYS, "device": c.n_devices, "region": c.n_regions}
+            tables = {f: nn.Embedding(n, len(INTEREST_TASKS) * d) for f, n in fields.items()}
+            for table in tables.values():
+                nn.init.zeros_(table.weight)  # zeros at first: the network without them
+            self.field_terms = nn.ModuleDict(tables)
         self.gate_weights: dict[str, torch.Tensor] = {}  # the last forward's expert gates, for diagnostics
 
     # ---- the catalog ------------------------------------------------------------------------------------
@@ -280,9 +317,8 @@ class MultiTaskNet(nn.Module):
             return {k: v[index] for k, v in self.video_cache.items()}
         on = self.config.groups
         bucket = self.catalog["bucket"][index]
-        bucket = torch.where(self.video_seen[bucket], bucket, torch.zeros_like(bucket))
-        if self.training and self.config.id_dropout:
-            bucket = torch.where(torch.rand(len(bucket)) < self.config.id_dropout, torch.zeros_like(bucket), bucket)
+        seen = torch.where(self.video_seen[bucket], bucket, torch.zeros_like(bucket))
+        bucket = self.drop_ids(seen)
         out = {
             "video_clip": self.video_clip(self.catalog["video_clip"][index]),
             "text_clip": self.text_clip(self.catalog["text_clip"][index]),
@@ -291,7 +327,15 @@ class MultiTaskNet(nn.Module):
         }
         out = {g: (v if g in on else torch.zeros_like(v)) for g, v in out.items()}
         out["item"] = sum(out[g] for g in VIDEO_GROUPS)
+        if self.biased:  # kept where the id is dropped: the content's part stays the content's
+            out["bias"] = self.bias_of(self.video_bias, seen, "video_id" in on)
         return out
+
+    @staticmethod
+    def bias_of(table: nn.Embedding, bucket: torch.Tensor, on: bool) -> torch.Tensor:
+        """[n, 3] bias terms of the buckets; none (zeros) for the unknown bucket 0, that is for ids training
+        never saw: the content and context answer alone."""
+        return table(bucket) * ((bucket > 0) & on).unsqueeze(-1)
 
     def category_logits(self, videos: torch.Tensor, permute: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """[n, C] category logits of catalog videos from their content alone (through the shared experts)."""
@@ -314,11 +358,16 @@ class MultiTaskNet(nn.Module):
         return self.probabilities({"category": in_chunks(logits, n)})["category"]
 
     # ---- feature groups ---------------------------------------------------------------------------------
-    def user_buckets(self, user: torch.Tensor) -> torch.Tensor:
+    def user_buckets(self, user: torch.Tensor, drop: bool = True) -> torch.Tensor:
+        """The users' buckets, 0 for users training never saw (and, drop: in training, for id_dropout's rows)."""
         user = torch.where(self.user_seen[user], user, torch.zeros_like(user))
+        return self.drop_ids(user) if drop else user
+
+    def drop_ids(self, bucket: torch.Tensor) -> torch.Tensor:
+        """In training, id_dropout's share of the rows gets the unknown bucket 0: cold start is learnt."""
         if self.training and self.config.id_dropout:
-            user = torch.where(torch.rand(len(user)) < self.config.id_dropout, torch.zeros_like(user), user)
-        return user
+            return torch.where(torch.rand(len(bucket)) < self.config.id_dropout, torch.zeros_like(bucket), bucket)
+        return bucket
 
     def context_vector(self, batch: dict) -> torch.Tensor:
         return (
@@ -349,12 +398,28 @@ class MultiTaskNet(nn.Module):
             attention = (self.key(items) @ self.query(candidate["item"]).unsqueeze(-1)).squeeze(-1) / d**0.5
             attention = F.softmax(attention.masked_fill(~valid, -1e9), dim=-1) * valid  # [B, L]; no history: 0
             out["history"] = (attention.unsqueeze(-1) * items).sum(1)
+        user = self.user_buckets(batch["user"], drop=False)
         if "user_id" in on:
-            out["user_id"] = self.user_id(self.user_buckets(batch["user"]))
+            out["user_id"] = self.user_id(self.drop_ids(user))
         if "context" in on:
             out["context"] = self.context_vector(batch)
         zeros = torch.zeros(B, d)
-        return {g: out[g] if g in on and g in out else zeros for g in GROUPS}
+        vectors = {g: out[g] if g in on and g in out else zeros for g in GROUPS}
+        if self.biased:  # not a group: added to the interest logits by `forward`
+            video_bias = candidate["bias"] if "video_id" in on else torch.zeros(B, len(INTEREST_TASKS))
+            vectors["offset"] = video_bias + self.bias_of(self.user_bias, user, "user_id" in on)
+        if self.context_crossed and "context" in on:
+            terms = self.context_terms(batch, vectors["video_clip"] + vectors["text_clip"])
+            vectors["offset"] = vectors["offset"] + terms if "offset" in vectors else terms
+        return vectors
+
+    def context_terms(self, batch: dict, content: torch.Tensor) -> torch.Tensor:
+        """[B, 3] sum over the context fields f of <E_f[value], content> per interest task: "this hour by this
+        kind of content", stated on the logit itself (a factorisation machine's field-by-item terms) instead of
+        being left to the experts to find in the summed context vector."""
+        tasks = len(INTEREST_TASKS)
+        total = sum(self.field_terms[f](batch[f]) for f in self.field_terms).view(len(content), tasks, -1)
+        return (total * content.unsqueeze(1)).sum(-1)
 
     def feature_gates(self) -> torch.Tensor:
         return torch.sigmoid(self.gate_logits)  # [G]
@@ -392,7 +457,29 @@ class MultiTaskNet(nn.Module):
         else:
             h = self.ple(x)
         out = {t: self.towers[t](h[t]) for t in tasks}
-        return {t: (v.squeeze(-1) if v.shape[-1] == 1 else v) for t, v in out.items()}
+        out = {t: (v.squeeze(-1) if v.shape[-1] == 1 else v) for t, v in out.items()}
+        if "offset" in groups:  # biases and context terms
+            for i, t in enumerate(INTEREST_TASKS):
+                if t in out:
+                    out[t] = out[t] + groups["offset"][:, i]
+        return out
+
+    def bias_penalty(self, rows: int) -> torch.Tensor:
+        """The Gaussian priors of the per-user and per-video terms, per training row (the losses are means over
+        rows): the biases around 0 (standard deviation bias_scale), and the id embeddings of the ids training saw
+        around the unknown id's (id_scale). Against them a term moves only as far as its own rows' evidence pulls,
+        so a video seen 5 times keeps near what its content predicts and one seen 500 times gets its own quality
+        (random effects, as in a mixed model). Without the second prior the id embedding, which the experts read
+        with everything else, memorises the few rows of a rare id that the bias's prior holds back."""
+        if not self.biased:
+            return torch.zeros(())
+        c = self.config
+        biases = (self.user_bias.weight.pow(2).sum() + self.video_bias.weight.pow(2).sum()) / c.bias_scale**2
+        embeddings = sum(
+            ((table.weight - table.weight[0]) * seen.unsqueeze(-1)).pow(2).sum()
+            for table, seen in ((self.user_id, self.user_seen), (self.video_id, self.video_seen))
+        )
+        return (biases + embeddings / c.id_scale**2) / (2 * max(rows, 1))
 
     def probabilities(self, logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Logits -> P(click), P(like | click), E[watch fraction | click], P(category), P(hour slot), P(device)."""

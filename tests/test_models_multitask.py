@@ -23,6 +23,8 @@ N_CATEGORIES, N_DEVICES = 3, 4
 CONFIGS = (
     {arch: {"arch": arch} for arch in ARCHS}
     | {f"{arch}-cross": {"arch": arch, "cross_layers": 2, "cross_rank": 4} for arch in ARCHS}
+    | {f"{arch}-no-biases": {"arch": arch, "biases": False} for arch in ARCHS}
+    | {f"{arch}-context-terms": {"arch": arch, "context_terms": True} for arch in ARCHS}
     | {f"single-task-{task}": {"arch": "shared-bottom", "tasks": (task,)} for task in TASKS}
 )
 
@@ -279,6 +281,33 @@ def test_no_cross_layers_is_the_network_of_before(arch):
         assert torch.equal(value, outputs(again, tiny_batch())[task]), task
     with pytest.raises(ValueError, match="negative"):
         tiny_config(cross_layers=-1)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_a_config_saved_before_biases_builds_the_network_of_before(arch):
+    """A model saved before biases existed has no bias weights: its config loads as a network without them
+    (same keys, same outputs), while a new config has them, on every interest task's logits."""
+    plain, biased = tiny_net(arch=arch, biases=False), tiny_net(arch=arch)
+    assert {k for k in biased.state_dict() if not k.startswith(("user_bias.", "video_bias."))} == set(
+        plain.state_dict()
+    )
+    saved = plain.config.to_dict()
+    del saved["biases"], saved["bias_scale"], saved["id_scale"]
+    again = MultiTaskNet(NetConfig.saved(saved))
+    again.load_state_dict(plain.state_dict())  # strict: no missing bias weights
+    again.set_catalog(tiny_catalog())
+    for task, value in outputs(plain, tiny_batch()).items():
+        assert torch.equal(value, outputs(again, tiny_batch())[task]), task
+    with torch.no_grad():
+        biased.video_bias.weight[tiny_catalog().bucket[3]] = torch.tensor([1.0, 2.0, 3.0])
+    batch = tiny_batch()
+    batch["video"][:] = 3
+    before, after = outputs(plain, batch), outputs(biased, batch)
+    for i, task in enumerate(("click", "like", "watch")):  # each bias adds to its own task's logit, and only that
+        assert torch.allclose(after[task] - before[task], torch.full((B,), i + 1.0), atol=1e-5), task
+    for task in ("category", "context", "category_of_content", "user_vectors", "video_vectors"):
+        assert torch.equal(before[task], after[task]), task
+    assert biased.bias_penalty(100) > 0 and plain.bias_penalty(100) == 0
 
 
 def test_set_catalog_refuses_embeddings_of_another_width():

@@ -247,7 +247,7 @@ def _nets(record: ModelRecord, weights: dict[str, torch.Tensor]) -> dict[str, Mu
     nets = {}
     for name, net_config in record.config["nets"].items():
         try:
-            net = MultiTaskNet(NetConfig(**net_config))
+            net = MultiTaskNet(NetConfig.saved(net_config))
             state = {key[len(name) + 1 :]: value for key, value in weights.items() if key.startswith(name + ".")}
             net.load_state_dict(state, strict=True)
         except (TypeError, ValueError, RuntimeError) as exc:

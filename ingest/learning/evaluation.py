@@ -209,17 +209,20 @@ def with_truth(truth: Oracle | None, trained: Trained, metrics: dict) -> tuple[d
 
 # ---- the table -------------------------------------------------------------------------------------------------
 def variants(default_arch: str = DEFAULT_ARCH) -> list[tuple[str, dict]]:
-    """(row name, TrainOptions changes): the architectures, the default one with DCN-v2 cross layers (two, rank
-    32: models/multitask.py's CrossNet), the default one with the listwise ranking loss over each visit's
-    impressions (weight 0.1, chosen on validation click AUC: models/ranking_loss.py), then the default one
-    without context and with one CLIP modality only."""
+    """(row name, TrainOptions changes): the architectures; the default one without the per-user and per-video
+    biases and their priors (on by default: NetConfig.biases), with DCN-v2 cross layers (two, rank 32:
+    models/multitask.py's CrossNet), with factorised context-by-content terms (NetConfig.context_terms) and with
+    the listwise ranking loss over each visit's impressions (weight 0.1, chosen on validation click AUC:
+    models/ranking_loss.py); then the default one without context and with one CLIP modality only."""
     without = lambda *gone: tuple(g for g in GROUPS if g not in gone)  # noqa: E731
     return [
         ("single-task", {"arch": "single-task"}),
         ("shared-bottom", {"arch": "shared-bottom"}),
         ("mmoe", {"arch": "mmoe"}),
         ("ple", {"arch": "ple"}),
+        (f"{default_arch} without biases", {"arch": default_arch, "net": {"biases": False}}),
         (f"{default_arch} + cross", {"arch": default_arch, "net": {"cross_layers": 2, "cross_rank": 32}}),
+        (f"{default_arch} + context terms", {"arch": default_arch, "net": {"context_terms": True}}),
         (f"{default_arch} + ranking", {"arch": default_arch, "train": {"ranking": 0.1}}),
         (f"{default_arch} without context", {"arch": default_arch, "groups": without("context")}),
         (f"{default_arch} video only", {"arch": default_arch, "groups": without("text_clip")}),
