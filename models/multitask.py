@@ -44,6 +44,7 @@ CONTENT_GROUPS = ("video_clip", "text_clip")  # what the category task may look 
 VIDEO_GROUPS = ("video_clip", "text_clip", "video_id", "meta")  # what makes a video's item vector
 TOWER_TASKS = ("click", "like", "watch", "category", "context")
 INTEREST_TASKS = ("click", "like", "watch")  # the tasks per-user and per-video biases add to
+OFFSETS = {"video_id": ("video_bias",), "user_id": ("user_bias",), "context": ("context_terms",)}  # by group
 TASKS = TOWER_TASKS + ("retrieval",)
 ARCHS = ("shared-bottom", "mmoe", "ple")
 CATALOG_CHUNK = 16384  # catalog videos per pass when every video is encoded or scored (1M at once took over 10 GB)
@@ -405,12 +406,11 @@ class MultiTaskNet(nn.Module):
             out["context"] = self.context_vector(batch)
         zeros = torch.zeros(B, d)
         vectors = {g: out[g] if g in on and g in out else zeros for g in GROUPS}
-        if self.biased:  # not a group: added to the interest logits by `forward`
-            video_bias = candidate["bias"] if "video_id" in on else torch.zeros(B, len(INTEREST_TASKS))
-            vectors["offset"] = video_bias + self.bias_of(self.user_bias, user, "user_id" in on)
+        if self.biased:  # offsets, not groups: [B, 3] added to the interest logits by `forward`
+            vectors["video_bias"] = candidate["bias"] if "video_id" in on else torch.zeros(B, len(INTEREST_TASKS))
+            vectors["user_bias"] = self.bias_of(self.user_bias, user, "user_id" in on)
         if self.context_crossed and "context" in on:
-            terms = self.context_terms(batch, vectors["video_clip"] + vectors["text_clip"])
-            vectors["offset"] = vectors["offset"] + terms if "offset" in vectors else terms
+            vectors["context_terms"] = self.context_terms(batch, vectors["video_clip"] + vectors["text_clip"])
         return vectors
 
     def context_terms(self, batch: dict, content: torch.Tensor) -> torch.Tensor:
@@ -440,7 +440,9 @@ class MultiTaskNet(nn.Module):
         across rows (permutation importance)."""
         groups = self.groups(batch, keep)
         for g, order in (permute or {}).items():
-            groups[g] = groups[g][order]
+            for key in (g, *OFFSETS.get(g, ())):  # an id's bias goes with its group
+                if key in groups:
+                    groups[key] = groups[key][order]
         x = self.interaction(groups)
         if self.cross is not None:
             x = self.cross(x)
@@ -458,10 +460,12 @@ class MultiTaskNet(nn.Module):
             h = self.ple(x)
         out = {t: self.towers[t](h[t]) for t in tasks}
         out = {t: (v.squeeze(-1) if v.shape[-1] == 1 else v) for t, v in out.items()}
-        if "offset" in groups:  # biases and context terms
+        offsets = [groups[k] for keys in OFFSETS.values() for k in keys if k in groups]
+        if offsets:
+            offset = sum(offsets[1:], offsets[0])
             for i, t in enumerate(INTEREST_TASKS):
                 if t in out:
-                    out[t] = out[t] + groups["offset"][:, i]
+                    out[t] = out[t] + offset[:, i]
         return out
 
     def bias_penalty(self, rows: int) -> torch.Tensor:

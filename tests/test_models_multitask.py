@@ -4,6 +4,8 @@ gates and switches, and the context features it reads (models/context.py)."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -308,6 +310,26 @@ def test_a_config_saved_before_biases_builds_the_network_of_before(arch):
     for task in ("category", "context", "category_of_content", "user_vectors", "video_vectors"):
         assert torch.equal(before[task], after[task]), task
     assert biased.bias_penalty(100) > 0 and plain.bias_penalty(100) == 0
+
+
+def test_permuting_an_id_group_moves_its_bias_with_it():
+    """Permutation importance of video_id counts the video's bias too: shuffled rows take the bias of the video
+    whose vectors they took."""
+    biased = tiny_net()
+    with torch.no_grad():
+        biased.video_bias.weight[tiny_catalog().bucket[3]] = 5.0
+    unbiased = copy.deepcopy(biased)
+    with torch.no_grad():
+        unbiased.video_bias.weight.zero_()
+    batch = tiny_batch()
+    batch["video"] = torch.where(torch.arange(B) < 4, 3, 4)
+    order = torch.roll(torch.arange(B), 2)
+    biased.eval(), unbiased.eval()
+    with torch.no_grad():
+        moved = (
+            biased(batch, permute={"video_id": order})["click"] - unbiased(batch, permute={"video_id": order})["click"]
+        )
+    assert torch.allclose(moved, torch.where(batch["video"][order] == 3, 5.0, 0.0), atol=1e-5)
 
 
 def test_set_catalog_refuses_embeddings_of_another_width():
