@@ -1,15 +1,17 @@
 """Benchmark of the multi-task model on a demo world: training examples/s, scoring candidates/s, and the
-evaluation table (architectures over several seeds, the ablations, the LightGBM peer where LightGBM is
-installed, the baselines and the oracle).
+evaluation table (architectures over several seeds; the model's options, each with and without, over as many
+seeds; the ablations, the LightGBM peer where LightGBM is installed, the baselines and the oracle).
 
     python bench/bench_model.py --data-dir /tmp/vr-default [--seeds 3] [--ablation-seeds 1] [--append]
     python bench/bench_model.py --data-dir /tmp/vr-default --peers-only [--seeds 3]
+    python bench/bench_model.py --data-dir /tmp/vr-default --throughput-only
 
 The data dir must hold a demo world (`vidrec --data-dir DIR demo`); the benchmark copies it and leaves
 the original alone. --append adds the results to bench/RESULTS.md with the machine they ran on. --log
 keeps each training run's metrics as it ends; a rerun with the same log trains only the runs it lacks.
 --peers-only runs the LightGBM peer and the baselines alone (seconds), beside the variants the log holds
-for every seed.
+for every seed. --throughput-only trains the default architecture with each model option in turns (3 rounds of 2
+epochs) and prints each option's training examples/s and its ratio to the network without biases.
 """
 
 from __future__ import annotations
@@ -71,6 +73,41 @@ def bench_training(store: Store) -> dict:
         "examples_per_second": round(fit.examples_per_second),
         "train_rows": len(trained.split.train),
         "click_auc": trained.metrics["click"]["auc"],
+    }
+
+
+OPTIONS: dict[str, dict[str, dict]] = {  # TrainOptions changes against the network without any of the options
+    "without biases": {"net": {"biases": False}},
+    "biases (default)": {},
+    "+ cross": {"net": {"cross_layers": 2, "cross_rank": 32}},
+    "+ context terms": {"net": {"context_terms": True}},
+    "+ ranking": {"train": {"ranking": 0.1}},
+}
+
+
+def bench_option_throughput(store: Store, rounds: int = 3, epochs: int = 2) -> dict:
+    """Training examples/s of the default architecture with each option, in turns (`rounds` rounds of
+    `epochs` epochs each, no early stopping), so that every option meets the same load; each option's median
+    over the rounds and its ratio to the network without biases (the network before them)."""
+    features = build_features(store)
+    seen: dict[str, list[float]] = {name: [] for name in OPTIONS}
+    for round_ in range(rounds):
+        for name, changes in OPTIONS.items():
+            options = TrainOptions(
+                seed=round_,
+                epochs=epochs,
+                progress=False,
+                diagnostics=False,
+                net=changes.get("net", {}),
+                train={"patience": epochs, **changes.get("train", {})},
+            )
+            trained = train_model(store, options, features=features)
+            seen[name].append(trained.fits["all"].examples_per_second)
+            print(f"[bench] {name} round {round_}: {seen[name][-1]:,.0f} examples/s", file=sys.stderr, flush=True)
+    base = statistics.median(seen["without biases"])
+    return {
+        name: {"examples_per_second": round(statistics.median(v)), "ratio": round(statistics.median(v) / base, 3)}
+        for name, v in seen.items()
     }
 
 
@@ -172,6 +209,9 @@ def evaluation_table(store: Store, seeds: int, ablation_seeds: int, log: Path) -
     rows = rows_for(archs, seeds)
     click = {r["name"]: r["value"] for r in rows if r["task"] == "click" and r["metric"] == "auc"}
     best = max(archs[1:], key=lambda a: click[a])
+    # the model's options, each against the default it changes, with as many seeds as the architectures
+    options = [f"{best} without biases", f"{best} + cross", f"{best} + context terms", f"{best} + ranking"]
+    rows += rows_for(options, seeds, default_arch=best)
     balancing = [
         (f"{best} {b}", {"arch": best, "balance": b}) for b in ("fixed", "gradnorm", "dwa") if b != DEFAULT_BALANCE
     ]
@@ -222,6 +262,9 @@ def main() -> None:
     parser.add_argument(
         "--peers-only", action="store_true", help="only the LightGBM peer and the baselines (with the log's variants)"
     )
+    parser.add_argument(
+        "--throughput-only", action="store_true", help="training examples/s of each model option, in turns"
+    )
     parser.add_argument("--append", action="store_true", help="append to bench/RESULTS.md")
     parser.add_argument("--log", type=Path, default=Path("bench-model-runs.jsonl"), help="per-run metrics (JSON lines)")
     args = parser.parse_args()
@@ -233,6 +276,10 @@ def main() -> None:
         rows = add_deltas(logged_rows(args.log, args.seeds) + peers_and_baselines(store, args.seeds))
         print(json.dumps({"machine": machine(), "seconds": round(time.perf_counter() - started, 1), "table": rows}))
         print(table_markdown(rows))
+        return
+    if args.throughput_only:
+        store = Store(args.data_dir, read_only=True)  # trains, saves nothing
+        print(json.dumps({"machine": machine(), "options": bench_option_throughput(store)}, indent=1))
         return
     work = Path(tempfile.mkdtemp(prefix="bench-model-"))
     shutil.copytree(args.data_dir, work / "data")
