@@ -74,7 +74,7 @@ class NetConfig:
     id_dropout: float = 0.1  # share of training rows that see the "unknown" user and video id: cold start is learnt
     cross_layers: int = 0  # DCN-v2 cross layers on the interaction vector before the bottom (0: none, as before)
     cross_rank: int = 32  # rank of each cross layer's W = U V (0: full rank)
-    biases: bool = True  # per-user and per-video terms on the interest logits, with priors (see `bias_penalty`)
+    biases: bool = True  # per-user and per-video terms on the interest logits, with priors (see `prior_penalty`)
     bias_scale: float = 0.5  # the prior's standard deviation of one such term, on the logit scale
     id_scale: float = 0.05  # with biases: the prior's standard deviation of an id embedding around the unknown id's
     context_terms: bool = False  # factorised context-by-content terms on the interest logits (see `context_terms`)
@@ -468,7 +468,7 @@ class MultiTaskNet(nn.Module):
                     out[t] = out[t] + offset[:, i]
         return out
 
-    def bias_penalty(self, rows: int) -> torch.Tensor:
+    def prior_penalty(self, rows: int) -> torch.Tensor:
         """The Gaussian priors of the per-user and per-video terms, per training row (the losses are means over
         rows): the biases around 0 (standard deviation bias_scale), and the id embeddings of the ids training saw
         around the unknown id's (id_scale). Against them a term moves only as far as its own rows' evidence pulls,

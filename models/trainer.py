@@ -336,7 +336,7 @@ def _fit(
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     batch_size = effective_batch_size(config.batch_size, len(train))
     steps = math.ceil(len(train) / batch_size)
-    training_rows = len(train)  # the priors' scale (net.bias_penalty): the whole training set's rows
+    training_rows = len(train)  # the priors' scale (net.prior_penalty): the whole training set's rows
     if parallel is not None:
         batch_size, steps = parallel.batch_size, parallel.steps
         parallel.start(params)
@@ -372,7 +372,7 @@ def _fit(
             balancer.update(losses, net.shared_parameters())
             if parallel is not None:
                 parallel.balancer(balancer)
-            penalty = config.gate_l1 * net.feature_gates().sum() + net.bias_penalty(training_rows)
+            penalty = config.gate_l1 * net.feature_gates().sum() + net.prior_penalty(training_rows)
             optimizer.zero_grad(set_to_none=True)
             if config.pcgrad and len(losses) > 1:
                 extra = balancer.extra_loss(losses)

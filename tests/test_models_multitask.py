@@ -309,7 +309,7 @@ def test_a_config_saved_before_biases_builds_the_network_of_before(arch):
         assert torch.allclose(after[task] - before[task], torch.full((B,), i + 1.0), atol=1e-5), task
     for task in ("category", "context", "category_of_content", "user_vectors", "video_vectors"):
         assert torch.equal(before[task], after[task]), task
-    assert biased.bias_penalty(100) > 0 and plain.bias_penalty(100) == 0
+    assert biased.prior_penalty(100) > 0 and plain.prior_penalty(100) == 0
 
 
 def test_permuting_an_id_group_moves_its_bias_with_it():
