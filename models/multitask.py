@@ -43,7 +43,7 @@ GROUPS = ("history", "user_id", "video_clip", "text_clip", "video_id", "meta", "
 CONTENT_GROUPS = ("video_clip", "text_clip")  # what the category task may look at: the video's own content
 VIDEO_GROUPS = ("video_clip", "text_clip", "video_id", "meta")  # what makes a video's item vector
 TOWER_TASKS = ("click", "like", "watch", "category", "context")
-INTEREST_TASKS = ("click", "like", "watch")  # the tasks per-user and per-video biases add to
+INTEREST_TASKS = ("click", "like", "watch")  # what a user thinks of a video; the biases add to these
 OFFSETS = {"video_id": ("video_bias",), "user_id": ("user_bias",), "context": ("context_terms",)}  # by group
 TASKS = TOWER_TASKS + ("retrieval",)
 ARCHS = ("shared-bottom", "mmoe", "ple")
@@ -489,7 +489,7 @@ class MultiTaskNet(nn.Module):
         """Logits -> P(click), P(like | click), E[watch fraction | click], P(category), P(hour slot), P(device)."""
         out = {}
         for t, value in logits.items():
-            if t in ("click", "like", "watch"):
+            if t in INTEREST_TASKS:
                 out[t] = torch.sigmoid(value + self.logit_shift[TOWER_TASKS.index(t)])
             elif t == "category":
                 out[t] = F.softmax(value, -1)

@@ -27,7 +27,7 @@ from .balancing import make_balancer, pcgrad_backward
 from .context import HOUR_SLOTS, hour_slot
 from .data import CatalogTensors, Impressions
 from .metrics import binary_metrics, dot_ranking_metrics, multiclass_metrics, regression_metrics
-from .multitask import GROUPS, TOWER_TASKS, MultiTaskNet, in_chunks
+from .multitask import GROUPS, INTEREST_TASKS, TOWER_TASKS, MultiTaskNet, in_chunks
 from .ranking_loss import listwise_loss
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def task_losses(
     tasks = net.config.tasks
     losses: dict[str, torch.Tensor] = {}
     clicked = batch["click"] > 0.5
-    interest = [t for t in ("click", "like", "watch") if t in tasks]
+    interest = [t for t in INTEREST_TASKS if t in tasks]
     if interest:
         rows = batch if "click" in tasks else {k: v[clicked] for k, v in batch.items()}
         mask = clicked if "click" in tasks else torch.ones(int(clicked.sum()), dtype=torch.bool)
@@ -177,7 +177,7 @@ def predict(
         out = {}
         if set(tasks) & {"click", "like", "watch"}:
             logits = net(batch, permute=shuffled(len(batch["video"])))
-            out.update(net.probabilities({t: v for t, v in logits.items() if t in ("click", "like", "watch")}))
+            out.update(net.probabilities({t: v for t, v in logits.items() if t in INTEREST_TASKS}))
         if "context" in tasks:
             logits = net(batch, keep=NO_CONTEXT, permute=shuffled(len(batch["video"])))["context"]
             out.update(net.probabilities({"context": logits}))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from models.context import Context
-from models.multitask import MultiTaskNet, in_chunks
+from models.multitask import INTEREST_TASKS, MultiTaskNet, in_chunks
 
 from ..interactions import parse_timestamp
 from ..store import Store
@@ -189,11 +189,11 @@ class LoadedModel:
         """P(click), P(like | click) and the expected watched fraction given a click, per candidate."""
         video = self._indices(list(video_ids))
         if len(video) == 0:
-            return {t: np.zeros(0, np.float32) for t in ("click", "like", "watch")}
+            return {t: np.zeros(0, np.float32) for t in INTEREST_TASKS}
         batch = self._request(user_id, video, context, history)
         out: dict[str, np.ndarray] = {}
         for net in self.nets.values():
-            interest = [t for t in ("click", "like", "watch") if t in net.config.tasks]
+            interest = [t for t in INTEREST_TASKS if t in net.config.tasks]
             if interest:
                 logits = net(batch)
                 out.update({t: v.numpy() for t, v in net.probabilities({t: logits[t] for t in interest}).items()})
@@ -289,7 +289,7 @@ def score_file(model: LoadedModel, path: Path, out: Path, batch_size: int = 4096
             "region": torch.tensor([vocab.region_index(_text(rows[i].get("region"))) for i in rows_now]),
         }
         for net in model.nets.values():
-            interest = [t for t in ("click", "like", "watch") if t in net.config.tasks]
+            interest = [t for t in INTEREST_TASKS if t in net.config.tasks]
             if interest:
                 logits = net(batch)
                 for t, p in net.probabilities({t: logits[t] for t in interest}).items():
