@@ -79,9 +79,13 @@ def register(app: typer.Typer) -> None:
         ray_workers: int | None = typer.Option(
             None, "--ray-workers", min=1, help="Ray Train workers, data-parallel (default: one per GPU, else 1)."
         ),
+        no_graph: bool = typer.Option(
+            False, "--no-graph", help="Skip the click graph's embeddings (LightGCN, the 'also watched' candidates)."
+        ),
         as_json: bool = JsonOption,
     ):
-        """Train the multi-task model on the catalog's interactions, evaluate it on the latest days, save it."""
+        """Train the multi-task model (and the click graph's embeddings) on the catalog's interactions, evaluate
+        it on the latest days, save it."""
         if engine != "ray" and ray_workers is not None:
             raise typer.BadParameter("--ray-workers goes with --engine ray")
 
@@ -95,6 +99,7 @@ def register(app: typer.Typer) -> None:
                 progress=progress_wanted(as_json),
                 engine=engine,
                 workers=ray_workers,
+                graph=not no_graph,
             )
             result = open_api().train(options)
             emit(

@@ -27,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 from app.demo import load_truth  # noqa: E402
 from app.demo.command import run_demo  # noqa: E402
 from index.api import Vidrec  # noqa: E402
+from index.diversity import calibration_kl, mix_of  # noqa: E402
+from index.recommend import RecommendConfig  # noqa: E402
 from ingest.learning import TrainOptions, train_and_save  # noqa: E402
 from ingest.store import Interaction, Store  # noqa: E402
 from models.context import Context  # noqa: E402
@@ -48,38 +50,80 @@ def ndcg(gains_of_list: np.ndarray, ideal: np.ndarray) -> float:
     )
 
 
-def quality(data_dir: Path, users: int) -> dict:
-    api = Vidrec(data_dir)
-    truth = load_truth(api.store.paths.demo_world)
-    model = api.recommender.model
+VARIANTS = {  # RecommendConfig changes, each against the default (the first row)
+    "default": {},
+    "diversity: one 40% category cap (before)": {"diversity": "cap", "mmr_lambda": 0.8},
+    "diversity: none (score order)": {"diversity": "none"},
+    "calibrated, without the context's lift": {"context_lift": False},
+    "without the graph source": {"graph": 0},
+    "exploratory slot: random": {"exploration": "random"},
+    "no exploratory slot": {"explore_share": 0.0},
+}
+BROAD_SHARE, BROAD_CATEGORIES = 0.15, 3  # broad users: at least 3 categories with 15% or more of their clicks each
+
+
+def quality(data_dir: Path, users: int, variants: list[str]) -> dict:
+    """Per variant and context: NDCG@10 against the oracle, distinct categories per list and the calibration KL
+    between the user's click mix and the list's (true categories), for every user, broad ones and narrow ones."""
+    truth = load_truth(Vidrec(data_dir).store.paths.demo_world)
+    base = Vidrec(data_dir)
     everyone = sorted(truth.user_ids)
     rng = np.random.default_rng(0)
     sample = [everyone[i] for i in rng.choice(len(everyone), min(users, len(everyone)), replace=False)]
-    videos = api.store.videos.video_ids()
-    out = {}
-    for name, (hour, weekday, device) in CONTEXTS.items():
-        rec, pop, full = [], [], []
-        for user in sample:
-            region = truth.user_region[user]
-            context = Context(hour=hour, weekday=weekday, device=device, region=region)
-            watched = set(api.recommender.history(user))
-            pool = [v for v in videos if v not in watched]
-            true = dict(zip(pool, truth.click_probability([user] * len(pool), pool, hour, weekday, device, region)))
-            ideal = np.sort(np.array(list(true.values())))[::-1]
-            listed = [i["video_id"] for i in api.recommend(user, context, k=10)["items"]]
-            rec.append(ndcg(np.array([true[v] for v in listed]), ideal))
-            popular = [v for v, _ in api.recommender.popular(context, 10 + len(watched)) if v not in watched][:10]
-            pop.append(ndcg(np.array([true[v] for v in popular]), ideal))
-            scores = api.recommender.fuse(model.score(user, pool, context))
-            ranked = [pool[i] for i in np.argsort(-scores)[:10]]
-            full.append(ndcg(np.array([true[v] for v in ranked]), ideal))
-        out[name] = {
-            "recommend_ndcg10": round(float(np.mean(rec)), 4),
-            "popularity_ndcg10": round(float(np.mean(pop)), 4),
-            "model_over_all_videos_ndcg10": round(float(np.mean(full)), 4),
-        }
-        print(name, out[name], file=sys.stderr, flush=True)
+    videos = base.store.videos.video_ids()
+    mixes = {u: mix_of([truth.video_category[v] for v in base.recommender.history(u)]) for u in sample}
+    broad = {u for u, mix in mixes.items() if sum(share >= BROAD_SHARE for share in mix.values()) >= BROAD_CATEGORIES}
+    out: dict = {"users": len(sample), "broad_users": len(broad), "variants": {}}
+    for variant in variants:
+        api = Vidrec(data_dir, recommend_config=RecommendConfig(**VARIANTS[variant]))
+        model = api.recommender.model
+        rows = {}
+        for name, (hour, weekday, device) in CONTEXTS.items():
+            per_user: dict[str, dict] = {}
+            pop, full = [], []
+            for user in sample:
+                region = truth.user_region[user]
+                context = Context(hour=hour, weekday=weekday, device=device, region=region)
+                watched = set(api.recommender.history(user))
+                pool = [v for v in videos if v not in watched]
+                true = dict(zip(pool, truth.click_probability([user] * len(pool), pool, hour, weekday, device, region)))
+                ideal = np.sort(np.array(list(true.values())))[::-1]
+                listed = [i["video_id"] for i in api.recommend(user, context, k=10)["items"]]
+                categories = [truth.video_category[v] for v in listed]
+                per_user[user] = {
+                    "ndcg": ndcg(np.array([true[v] for v in listed]), ideal),
+                    "distinct": len(set(categories)),
+                    "kl": calibration_kl(mixes[user], categories),
+                }
+                if variant == variants[0]:
+                    popular = [v for v, _ in api.recommender.popular(context, 10 + len(watched)) if v not in watched]
+                    pop.append(ndcg(np.array([true[v] for v in popular[:10]]), ideal))
+                    scores = api.recommender.fuse(model.score(user, pool, context))
+                    ranked = [pool[i] for i in np.argsort(-scores)[:10]]
+                    full.append(ndcg(np.array([true[v] for v in ranked]), ideal))
+            rows[name] = _summary(per_user, broad)
+            if pop:
+                rows[name]["popularity_ndcg10"] = round(float(np.mean(pop)), 4)
+                rows[name]["model_over_all_videos_ndcg10"] = round(float(np.mean(full)), 4)
+            print(variant, "|", name, rows[name], file=sys.stderr, flush=True)
+        out["variants"][variant] = rows
     return out
+
+
+def _summary(per_user: dict[str, dict], broad: set[str]) -> dict:
+    def mean(key: str, users) -> float:
+        values = [per_user[u][key] for u in users]
+        return round(float(np.mean(values)), 4) if values else float("nan")
+
+    narrow = [u for u in per_user if u not in broad]
+    wide = [u for u in per_user if u in broad]
+    return {
+        "recommend_ndcg10": mean("ndcg", per_user),
+        "distinct_categories": mean("distinct", per_user),
+        "distinct_categories_broad": mean("distinct", wide),
+        "calibration_kl_narrow": mean("kl", narrow),
+        "calibration_kl_broad": mean("kl", wide),
+    }
 
 
 def demo_catalog() -> Path:
@@ -211,14 +255,24 @@ def main() -> None:
     parser.add_argument("--quality-only", action="store_true")
     parser.add_argument("--latency-only", action="store_true")
     parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--variant", action="append", choices=list(VARIANTS), help="rows to run (default: all)")
+    parser.add_argument(
+        "--config", action="append", default=[], help="another row: NAME=JSON of RecommendConfig fields"
+    )
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--data-dir", type=Path, help="a demo data dir to judge (default: one built in bench/.cache)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     CACHE.mkdir(parents=True, exist_ok=True)
+    for row in args.config:
+        name, _, fields = row.partition("=")
+        VARIANTS[name] = json.loads(fields)
+        args.variant = (args.variant or []) + [name]
     results = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"}
     if not args.latency_only:
-        results["quality_default_world"] = quality(args.data_dir or demo_catalog(), args.users)
+        results["quality_default_world"] = quality(
+            args.data_dir or demo_catalog(), args.users, args.variant or list(VARIANTS)
+        )
     if not args.quality_only:
         results["latency_100k"] = latency(args.requests)
     print(json.dumps(results, indent=2))

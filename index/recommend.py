@@ -9,7 +9,6 @@ no interactions reaches lists through its content (retrieval vectors and neighbo
 
 from __future__ import annotations
 
-import math
 import random
 import threading
 from collections import Counter, defaultdict
@@ -24,6 +23,8 @@ from ingest.store import Store
 from models.context import Context, daypart
 
 from .catalog_index import CatalogIndex, changed_only
+from .diversity import DIVERSITY, calibrated, capped, mix_of, target_mix
+from .exploration import EXPLORATION, exploration_picks, little_seen, rng_for
 from .search import DEFAULT_K, Searcher
 
 DEVICE_NAMES = {"tv": "TV", "mobile": "mobile", "desktop": "desktop", "tablet": "tablet"}
@@ -37,12 +38,28 @@ class RecommendConfig:
     history_seeds: int = 10  # recent history videos whose neighbours become candidates
     per_seed: int = 20
     retrieval: int = 200  # from the model's retrieval vectors
+    graph: int = 100  # from the click graph's embeddings (0: none)
     popular: int = 100  # popular in this context
     fresh: int = 30
-    explore: int = 20
+    explore: int = 20  # little-seen videos drawn per (user, day) as candidates
     popular_days: int = 30  # the window popularity is counted over, before the latest interaction
-    mmr_lambda: float = 0.8  # 1: pure score; lower: more diverse
-    category_share: float = 0.4  # at most this share of a list from one category
+    diversity: str = "calibrated"  # calibrated | cap | none (index/diversity.py)
+    mmr_lambda: float = 1.0  # 1: pure score; lower: fewer near-duplicates (cap: 0.8 before calibration)
+    calibration: float = 0.6  # calibrated: the KL's weight against relevance
+    mix_floor: float = 0.1  # calibrated: share of the target mix spread over every category
+    prior_clicks: float = 3.0  # calibrated: everyone's mix counts as this many of the user's clicks
+    context_lift: bool = True  # calibrated: shift the user's mix as this context shifts everyone's
+    category_share: float = 0.4  # cap: at most this share of a list from one category
+    exploration: str = "thompson"  # thompson | random: who gets the exploratory slots (index/exploration.py)
+    explore_share: float = 0.1  # of a list's slots go to little-seen videos (rounded down: 1 of 10)
+    little_seen: int = 30  # fewer impressions than this: a video to explore
+    prior_impressions: float = 20.0  # thompson: what the model's prediction weighs, in impressions
+
+    def __post_init__(self) -> None:
+        if self.diversity not in DIVERSITY:
+            raise ValueError(f"diversity must be one of {', '.join(DIVERSITY)}, not {self.diversity!r}")
+        if self.exploration not in EXPLORATION:
+            raise ValueError(f"exploration must be one of {', '.join(EXPLORATION)}, not {self.exploration!r}")
 
 
 class Recommender:
@@ -57,6 +74,7 @@ class Recommender:
         self._catalog: tuple[tuple, list[str], list[str]] | None = None  # ((restore, revision), newest, all ids)
         # (store revision and log marker, (clicks per (video, device, part of day), ranked lists per context))
         self._popularity: tuple[tuple, tuple[Counter, dict]] | None = None
+        self._seen: tuple[tuple, dict[str, tuple[int, int]], list[str]] | None = None  # per video; little-seen ones
 
     # ---- the model and its retrieval index ------------------------------------------------------
     @property
@@ -180,11 +198,13 @@ class Recommender:
         history = self.history(user_id) + [v for v in session_history if v in known]
         watched = set(history) | set(exclude)
         cold_start = not history
+        rng = rng_for(user_id, datetime.now().date())  # exploration: the same draws all day for this user
         candidates: dict[str, list[str]] = defaultdict(list)  # video_id -> reasons from its sources
         self._from_history(history, candidates)
         self._from_retrieval(model, index, user_id, context, history, candidates)
+        self._from_graph(model, user_id, history, candidates)
         self._popular(context, candidates)
-        self._fresh_and_explore(user_id, candidates)
+        self._fresh_and_explore(rng, candidates)
         # candidates the model's catalog lacks (a write between two reads of this request) wait for the next one
         pool = [v for v in candidates if v not in watched and model.knows(v)]
         served = {"model_id": model.model_id, "warnings": model.warnings}
@@ -192,8 +212,12 @@ class Recommender:
             return {"items": [], "cold_start": cold_start, "context": context.__dict__, **served}
         scores = model.score(user_id, pool, context, history=history)
         fused = self.fuse(scores)
-        chosen = self._diversify(pool, fused, k, model)
-        categories = self._categories(model, [pool[i] for i in chosen])
+        pool_categories = self._categories(model, pool)
+        target = self._target(history, context, model)
+        ranked = self._diversify(pool, fused, k, model, [pool_categories[v] for v in pool], target)
+        slots = int(len(ranked) * self.config.explore_share)
+        explored = self._explore(pool, scores["click"], ranked[: len(ranked) - slots], slots, rng)
+        chosen = ranked[: len(ranked) - len(explored)] + explored
         interests = self._interests(history, model)
         titles = self.store.videos.titles([pool[i] for i in chosen])
         items = []
@@ -202,8 +226,13 @@ class Recommender:
             if video_id not in titles:
                 continue  # removed since the candidates were found
             reasons = list(dict.fromkeys(candidates[video_id]))
-            if categories[video_id] in interests:
-                reasons.insert(0, f"matches your interest in {categories[video_id]}")
+            if i in explored:
+                seen = self._seen_counts()[0].get(video_id, (0, 0))[0]
+                reasons.insert(
+                    0, "exploring: few people have seen this yet" if seen else "exploring: new in the catalog"
+                )
+            elif pool_categories[video_id] in interests:
+                reasons.insert(0, f"matches your interest in {pool_categories[video_id]}")
             items.append(
                 {
                     "video_id": video_id,
@@ -211,7 +240,7 @@ class Recommender:
                     "score": round(float(fused[i]), 4),
                     "scores": {t: round(float(np.nan_to_num(v[i])), 4) for t, v in scores.items()},
                     "reasons": reasons[:3],
-                    "category": categories[video_id],
+                    "category": pool_categories[video_id],
                 }
             )
         return {"items": items, "cold_start": cold_start, "context": context.__dict__, **served}
@@ -248,6 +277,12 @@ class Recommender:
         found = [int(i) for i in ids[0] if i >= 0]
         for video_id, _ in self.store.videos.names(found).values():
             candidates[video_id].append("picked for you")
+
+    def _from_graph(self, model: LoadedModel, user_id: str, history: list[str], candidates: dict) -> None:
+        if model.graph is None or self.config.graph <= 0:
+            return
+        for video_id, _ in model.graph.candidates(user_id, history, self.config.graph):
+            candidates[video_id].append("people who watch what you watch also watch this")
 
     def popular(self, context: Context, k: int) -> list[tuple[str, float]]:
         """The baseline: videos by recent clicks in this context (same device and part of day counts most)."""
@@ -290,36 +325,87 @@ class Recommender:
             self._catalog = (revision, self.store.videos.newest(self.config.fresh), self.store.videos.video_ids())
         return self._catalog[1], self._catalog[2]
 
-    def _fresh_and_explore(self, user_id: str, candidates: dict) -> None:
-        fresh, everything = self._catalog_lists()
+    def _fresh_and_explore(self, rng: random.Random, candidates: dict) -> None:
+        fresh, _ = self._catalog_lists()
         for video_id in fresh:
             candidates[video_id].append("new in the catalog")
-        rng = random.Random(f"{user_id}:{datetime.now().date()}")  # a different handful each day
-        for video_id in rng.sample(everything, min(self.config.explore, len(everything))):
-            candidates[video_id].append("something different")
+        rarely = self._seen_counts()[1]
+        for video_id in rng.sample(rarely, min(self.config.explore, len(rarely))):  # a different handful each day
+            candidates[video_id].append("few people have seen this yet")
+
+    def _seen_counts(self) -> tuple[dict[str, tuple[int, int]], list[str]]:
+        """(impressions, clicks) per video, and the catalog's little-seen videos; cached per store revision and
+        log marker, so an impression logged in the UI counts at the next request."""
+        log = self.store.interactions
+        key = (self.store.restore_id, self.store.revision, log.marker())
+        if self._seen is None or self._seen[0] != key:
+            counts = log.per_video()
+            impressions = {v: n for v, (n, _) in counts.items()}
+            self._seen = (key, counts, little_seen(self._catalog_lists()[1], impressions, self.config.little_seen))
+        return self._seen[1], self._seen[2]
 
     # ---- ranking helpers --------------------------------------------------------------------------
-    def _diversify(self, pool: list[str], scores: np.ndarray, k: int, model: LoadedModel) -> list[int]:
-        """MMR over the videos' CLIP embeddings, with a cap on any one category's share."""
+    def _diversify(
+        self,
+        pool: list[str],
+        scores: np.ndarray,
+        k: int,
+        model: LoadedModel,
+        labels: list[str | None],
+        target: dict[str, float],
+    ) -> list[int]:
+        """The list before its exploratory slots (index/diversity.py): calibrated to the user's mix, capped, or
+        by score alone."""
         k = min(k, len(pool))
-        vectors = model.clip_vectors(pool)
+        if self.config.diversity == "none" or k <= 0:
+            return [int(i) for i in np.argsort(-scores, kind="stable")[: max(k, 0)]]
         relevance = scores / max(float(scores.max()), 1e-9)
-        categories = self._labels(pool)
-        cap = max(1, math.ceil(self.config.category_share * k))
-        per_category: Counter[str | None] = Counter()
-        chosen: list[int] = []
-        best_sim = np.full(len(pool), -np.inf)
-        lam = self.config.mmr_lambda
-        while len(chosen) < k:
-            mmr = lam * relevance - (1 - lam) * np.where(np.isfinite(best_sim), best_sim, 0.0)
-            mmr[chosen] = -np.inf
-            full = {c for c, n in per_category.items() if n >= cap and c is not None}
-            capped = np.where([c in full for c in categories], -np.inf, mmr)
-            pick = int(np.argmax(capped)) if np.isfinite(capped).any() else int(np.argmax(mmr))
-            chosen.append(pick)
-            per_category[categories[pick]] += 1
-            best_sim = np.maximum(best_sim, vectors @ vectors[pick])
-        return chosen
+        c = self.config
+        # CLIP vectors only where near-duplicates are penalised (zeros: no redundancy term to compute)
+        vectors = model.clip_vectors(pool) if c.mmr_lambda < 1 else np.zeros((len(pool), 1), np.float32)
+        if c.diversity == "cap":
+            return capped(relevance, labels, vectors, k, c.category_share, c.mmr_lambda)
+        return calibrated(relevance, labels, vectors, target, k, c.calibration, c.mmr_lambda)
+
+    def _target(self, history: list[str], context: Context, model: LoadedModel) -> dict[str, float]:
+        """The category mix this user's list should follow in this context (diversity.target_mix)."""
+        everyone, lift = self._context_mix(context, model)
+        mine = list(self._categories(model, history[-100:]).values()) if history else []
+        c = self.config
+        return target_mix(mine, everyone, lift if c.context_lift else {}, c.prior_clicks, c.mix_floor, list(everyone))
+
+    def _context_mix(self, context: Context, model: LoadedModel) -> tuple[dict[str, float], dict[str, float]]:
+        """Everyone's click mix over the popularity window, and how this context (device, part of day) lifts
+        each category against it; cached with the popularity lists."""
+        counts, ranked = self.popularity()
+        slot = daypart(context.hour)
+        key = ("mix", context.device, slot)
+        if key not in ranked:
+            videos = list({v for v, _, _ in counts})
+            category = self._categories(model, videos)
+            keys = list(counts)
+            labels = [category.get(v) for v, _, _ in keys]
+            weights = [(1.0 if (d, p) == (context.device, slot) else 0.3 if p == slot else 0.1) for _, d, p in keys]
+            everyone = mix_of(labels, [counts[x] for x in keys])
+            here = mix_of(labels, [counts[x] * w for x, w in zip(keys, weights)])
+            ranked[key] = (everyone, {c: min(4.0, max(0.25, here.get(c, 0.0) / everyone[c])) for c in everyone})
+        return ranked[key]
+
+    def _explore(
+        self, pool: list[str], click: np.ndarray, chosen: list[int], slots: int, rng: random.Random
+    ) -> list[int]:
+        """Pool indices for the exploratory slots: little-seen candidates, by Thompson sampling (or at random)."""
+        counts, rarely = self._seen_counts()
+        rare = set(rarely)
+        taken = set(chosen)
+        options = [i for i, v in enumerate(pool) if v in rare and i not in taken]
+        if not options or slots <= 0:
+            return []
+        seen = np.array([counts.get(pool[i], (0, 0)) for i in options], dtype=np.float64).reshape(-1, 2)
+        prior = np.nan_to_num(click[options], nan=0.0)
+        c = self.config
+        picks = exploration_picks(rng, c.exploration, prior, seen[:, 0], seen[:, 1], c.prior_impressions, slots)
+        return [options[j] for j in picks]
 
     def _labels(self, video_ids: list[str]) -> list[str | None]:
         labels = self.store.videos.categories(video_ids)

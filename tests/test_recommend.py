@@ -10,6 +10,8 @@ from media import write_clip
 
 from app.demo import load_truth
 from index.api import Vidrec
+from ingest.learning import TrainOptions, train_and_save
+from ingest.store import Interaction
 from models.context import Context
 
 
@@ -88,6 +90,54 @@ def test_a_new_video_without_interactions_is_recommendable(trained_copy, tmp_pat
     items = api.recommend("never-seen", api.context("never-seen", hour=12), k=37)["items"]
     scored = {i["video_id"]: i for i in items}
     assert new_id in scored and scored[new_id]["scores"]["click"] > 0
+    # the exploratory place (1 of 10) goes to a little-seen video (12 here, one never shown; index/exploration.py)
+    users = [r[0] for r in api.store.db.execute("SELECT DISTINCT user_id FROM interactions ORDER BY 1 LIMIT 12")]
+    context = Context(hour=20, weekday=2, device="tv", region="us")
+    lists = {u: api.recommend(u, context, k=10)["items"] for u in users}
+    explored = [i for items in lists.values() for i in items if i["reasons"][0].startswith("exploring")]
+    assert len(explored) == len(users) and all(i is items[-1] for items in lists.values() for i in items[-1:])
+    seen = {i["video_id"]: api.store.interactions.audience(i["video_id"])[0] for i in explored}
+    assert all(n < api.recommender.config.little_seen for n in seen.values())
+    assert sum(new_id in [i["video_id"] for i in items] for items in lists.values()) >= len(users) // 2
+    assert all(i["reasons"][0] == "exploring: new in the catalog" for i in explored if i["video_id"] == new_id)
+    assert all(api.recommend(u, context, k=10)["items"] == lists[u] for u in users)  # the same (user, day): same list
+    # seen enough times and never clicked, it leaves the exploratory slot and competes on its own
+    for n in range(api.recommender.config.little_seen):
+        api.log_impressions(f"viewer-{n}", [new_id], context)
+    for user in users:
+        items = api.recommend(user, context, k=10)["items"]
+        assert not any(i["video_id"] == new_id and i["reasons"][0].startswith("exploring") for i in items)
+
+
+def test_the_click_graph_finds_co_watched_videos_that_clip_neighbours_miss(trained_copy, tiny_world):
+    """Fifteen people watch two unlike videos, A and B; after `vidrec train`, someone who watched A is offered
+    B by the click graph, though B is not among A's CLIP neighbours."""
+    truth = load_truth(tiny_world.world_dir)
+    api = Vidrec(trained_copy)
+    a = api.store.videos.video_ids()[0]
+    near = {i["video_id"] for i in api.searcher.similar_to_each([a], api.recommender.config.per_seed)[a]}
+    b = next(
+        v
+        for v in reversed(api.store.videos.video_ids())
+        if v not in near | {a} and truth.video_category[v] != truth.video_category[a]
+    )
+    start = api.store.interactions.first_ts("u0001") or 0  # in the training period (the split is by time)
+    api.store.interactions.add(
+        [
+            Interaction(f"fan-{n}", v, start + 60 * n + i, 0, 20, 2, "tv", "us", 1, 0, 5.0)
+            for n in range(15)
+            for i, v in enumerate((a, b))
+        ]
+    )
+    report = train_and_save(api.store, TrainOptions(epochs=1, progress=False, diagnostics=False))
+    assert report["metrics"]["graph"]["users"] > 0
+    graph = Vidrec(trained_copy).recommender.model.graph
+    assert graph is not None
+    assert b in [v for v, _ in graph.candidates("newcomer", [a], 3)]
+    items = Vidrec(trained_copy).recommend("fan-0", Context(hour=20, weekday=2, device="tv", region="us"), k=10)[
+        "items"
+    ]
+    assert any("people who watch what you watch also watch this" in i["reasons"] for i in items)
 
 
 def test_feedback_and_impressions_become_interactions(trained_copy):

@@ -1,5 +1,5 @@
-"""A trained model on disk and back: the folder `models/<model_id>/` (safetensors weights, JSON config,
-metrics, curves and diagnostics) plus the store's models row.
+"""A trained model on disk and back: the folder `models/<model_id>/` (safetensors weights, the click graph's
+embeddings, JSON config, metrics, curves and diagnostics) plus the store's models row.
 
 Loading checks everything a checkpoint could get wrong (format, CLIP version, weights that do not fit
 the configuration) and says in one line what to do: retrain. Which model serves is decided here once
@@ -18,7 +18,7 @@ from dataclasses import asdict
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from models.multitask import MultiTaskNet, NetConfig
@@ -26,6 +26,7 @@ from models.multitask import MultiTaskNet, NetConfig
 from ..store import ModelFiles, ModelRecord, Store, checksum_differs, ensure, sha256_file
 from .errors import ModelError
 from .features import HISTORY_LENGTH, Vocabulary, read_catalog
+from .graph import GraphEmbeddings
 from .scoring import LoadedModel
 from .training import Trained, TrainOptions, train_config, train_model
 
@@ -47,7 +48,12 @@ def save_model(store: Store, trained: Trained) -> str:
     }
     try:
         save_file(weights, str(ensure(partial.weights)))
-        config = _config(model_id, trained, sha256_file(partial.weights))
+        graph_sha256 = None
+        if trained.graph is not None:
+            tensors, metadata = trained.graph.to_tensors()
+            save_file(tensors, str(partial.graph), metadata=metadata)
+            graph_sha256 = sha256_file(partial.graph)
+        config = _config(model_id, trained, sha256_file(partial.weights), graph_sha256)
         partial.config.write_text(json.dumps(config, indent=1), encoding="utf-8")
         partial.metrics.write_text(json.dumps(trained.metrics, indent=1), encoding="utf-8")
         partial.curves.write_text(json.dumps(trained.curves), encoding="utf-8")
@@ -63,8 +69,9 @@ def save_model(store: Store, trained: Trained) -> str:
     return model_id
 
 
-def _config(model_id: str, trained: Trained, weights_sha256: str) -> dict:
-    """What a model is (config.json, and the models row that loading reads)."""
+def _config(model_id: str, trained: Trained, weights_sha256: str, graph_sha256: str | None) -> dict:
+    """What a model is (config.json, and the models row that loading reads). `graph_sha256` only where the
+    model has a graph: loading a model without it (saved before graphs, or `--no-graph`) gives no graph."""
     options = asdict(trained.options)
     options["groups"] = list(options["groups"])
     for where in ("engine", "workers"):  # where it trained, not what: a retrain (forget) runs locally
@@ -84,6 +91,11 @@ def _config(model_id: str, trained: Trained, weights_sha256: str) -> dict:
         "seconds": round(trained.seconds, 1),
         "examples_per_second": {n: round(f.examples_per_second) for n, f in trained.fits.items()},
         "weights_sha256": weights_sha256,
+        **(
+            {"graph_sha256": graph_sha256, "graph_seconds": round(trained.graph_seconds or 0.0, 2)}
+            if graph_sha256
+            else {}
+        ),
     }
 
 
@@ -219,6 +231,7 @@ def _problem(store: Store, record: ModelRecord, clip_version: int | None) -> str
         return _stale(record, clip_version)
     try:
         _nets(record, _weights(store, record, clip_version))
+        _graph(store, record)
     except ModelError as exc:
         return str(exc)
     return None
@@ -240,6 +253,25 @@ def _weights(store: Store, record: ModelRecord, clip_version: int | None) -> dic
     if config.get("format") != FORMAT or config.get("clip_version") != clip_version:
         raise ModelError(f"model {record.model_id} was saved in another format or for another CLIP version{retrain}")
     return weights
+
+
+def _graph(store: Store, record: ModelRecord) -> GraphEmbeddings | None:
+    """The model's click graph, checked like its weights (checksum, finite numbers, format); None for a model
+    saved without one."""
+    expected = record.config.get("graph_sha256")
+    if not expected:
+        return None
+    path = store.paths.model_files(record.path).graph
+    retrain = "; retrain with `vidrec train`"
+    try:
+        if checksum_differs(path, expected):
+            raise ModelError(f"model {record.model_id}'s graph is damaged (its checksum differs){retrain}")
+        with safe_open(str(path), "pt") as f:
+            metadata, tensors = f.metadata(), {key: f.get_tensor(key) for key in f.keys()}
+        return GraphEmbeddings.from_tensors(tensors, metadata)
+    except (OSError, ValueError, SafetensorError) as exc:
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise ModelError(f"model {record.model_id}'s graph cannot be read ({reason}){retrain}") from None
 
 
 def _nets(record: ModelRecord, weights: dict[str, torch.Tensor]) -> dict[str, MultiTaskNet]:
@@ -265,6 +297,7 @@ def _mismatch(record: ModelRecord, exc: Exception) -> ModelError:
 
 def _load(store: Store, record: ModelRecord, clip_version: int | None) -> LoadedModel:
     nets = _nets(record, _weights(store, record, clip_version))
+    graph = _graph(store, record)
     config = record.config
     vocabulary = Vocabulary(**config["vocabulary"])
     catalog, _ = read_catalog(store, vocabulary)
@@ -284,6 +317,7 @@ def _load(store: Store, record: ModelRecord, clip_version: int | None) -> Loaded
         vocabulary,
         catalog,
         int(config.get("history_length", HISTORY_LENGTH)),
+        graph=None if graph is None else graph.forgetting(store.interactions.forgotten_hashes()),
     )
 
 
@@ -318,6 +352,7 @@ def train_and_save(store: Store, options: TrainOptions | None = None) -> dict:
         "diagnostics": trained.diagnostics,
         "seconds": round(trained.seconds, 1),
         "examples_per_second": {n: round(f.examples_per_second) for n, f in trained.fits.items()},
+        "graph_seconds": None if trained.graph_seconds is None else round(trained.graph_seconds, 2),
         "engine": trained.options.engine,
         "workers": trained.options.workers,
     }

@@ -338,6 +338,7 @@ def ablation_table(
                     "balance": balance,
                     "progress": progress,
                     "diagnostics": False,
+                    "graph": False,  # the table compares the networks; the click graph is measured by `train`
                     **changes,
                 }
             )  # a variant may change the balancing too

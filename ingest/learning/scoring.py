@@ -1,4 +1,5 @@
-"""A saved multi-task model, loaded for use: what the recommender, the UI and `vidrec score` call.
+"""A saved multi-task model, loaded for use: what the recommender, the UI and `vidrec score` call. Its click
+graph's embeddings (`graph`, where it has them) give the recommender "also watched" candidates.
 
 Scoring is per request (one user, one context, a few hundred candidates): the catalog's video-side
 vectors are computed once at load, and a user's history (their clicks from the store) is cached for a
@@ -24,6 +25,7 @@ from ..interactions import parse_timestamp
 from ..store import Store
 from .errors import ModelError
 from .features import CatalogFeatures, Vocabulary, click_histories, hash_bucket, read_catalog
+from .graph import GraphEmbeddings
 
 HISTORY_SECONDS = 30.0  # how long a user's history read from the store is reused
 SCORE_COLUMNS = ("pred_click", "pred_like", "pred_watch", "pred_category")
@@ -60,12 +62,16 @@ class LoadedModel:
         vocabulary: Vocabulary,
         catalog: CatalogFeatures,
         history_length: int,
+        graph: GraphEmbeddings | None = None,
     ):
         self.store, self.model_id, self.clip_version = store, model_id, clip_version
         self.config, self.metrics, self.nets, self.vocabulary, self.catalog = config, metrics, nets, vocabulary, catalog
         self.history_length = history_length
         self.warnings: list[str] = []  # what a reader should know: a damaged newer model this one stands in for
         self._position = catalog.index()
+        # the click graph's candidates (None: a model saved without one), over this catalog's videos only
+        self.graph = None if graph is None else graph.within(self._position)
+        self._saved_graph = graph  # as saved, for `following` (a video removed now may be back then)
         self._histories: dict[str, tuple[float, list[int]]] = {}
         self._lock = threading.Lock()
         self._category: np.ndarray | None = None
@@ -107,6 +113,7 @@ class LoadedModel:
             self.vocabulary,
             catalog,
             self.history_length,
+            graph=self._saved_graph,
         )
         follower.warnings = self.warnings
         return follower

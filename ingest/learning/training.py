@@ -2,8 +2,9 @@
 here too).
 
 Data: the store's impressions and catalog (features.py), split by time (split.py). `single-task` trains
-one network per task (the baseline); the other architectures one network for all. Saving and loading
-a trained model is checkpoint.py's.
+one network per task (the baseline); the other architectures one network for all. Beside the networks, the
+click graph's LightGCN embeddings (graph.py) learn from the same training rows. Saving and loading a trained
+model is checkpoint.py's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from models.balancing import BALANCERS
 from models.data import Impressions
 from models.diagnostics import diagnostics
+from models.graph import GraphConfig
 from models.multitask import ARCHS, GROUPS, TASKS, MultiTaskNet, NetConfig
 from models.trainer import FitResult, TrainConfig, evaluate, fit, predict
 
@@ -28,6 +30,7 @@ from ..store import Store
 from .distributed import fit_on_ray
 from .errors import ModelError
 from .features import META_DIM, FeatureSet, build_features
+from .graph import GraphEmbeddings, graph_metrics, learn_graph
 from .ranking import ranking_eval
 from .split import CATEGORY_HOLDOUT, TEST_FRACTION, VAL_FRACTION, Split, check_learnable, make_split
 
@@ -56,6 +59,7 @@ class TrainOptions:
     train: dict = field(default_factory=dict)  # TrainConfig overrides
     engine: str = "local"  # where it trains (not what): `ray` runs the loop on Ray Train workers, data-parallel
     workers: int | None = None  # ray: workers (None: one per GPU, else 1)
+    graph: bool = True  # also learn the click graph's embeddings (LightGCN; on this machine, whatever the engine)
 
     def split(self, features: FeatureSet) -> Split:
         return make_split(
@@ -81,6 +85,8 @@ class Trained:
     fits: dict[str, FitResult]
     seconds: float
     diagnostics: dict = field(default_factory=dict)  # per network: gates, permutation importance, experts
+    graph: GraphEmbeddings | None = None  # the click graph's embeddings (None: not asked for)
+    graph_seconds: float | None = None
 
 
 def net_configs(features: FeatureSet, options: TrainOptions) -> dict[str, NetConfig]:
@@ -156,6 +162,11 @@ def train_model(store: Store, options: TrainOptions | None = None, features: Fea
             nets[name], curves[name] = net, fits[name].curves
     trained = Trained(options, nets, features, split, {}, curves, fits, 0.0)
     trained.metrics = test_metrics(trained)
+    if options.graph:  # small and full-batch: it trains here, on the driver, also when the nets trained on Ray
+        graph_started = time.perf_counter()
+        trained.graph = learn_graph(features, split, GraphConfig(seed=options.seed))
+        trained.graph_seconds = time.perf_counter() - graph_started
+        trained.metrics["graph"] = graph_metrics(trained.graph, features, split, seed=options.seed)
     for name, net in nets.items() if options.diagnostics else ():
         trained.diagnostics[name] = diagnostics(net, val, split.category_val, options.seed)
         for warning in (trained.diagnostics[name]["experts"] or {}).get("warnings", []):

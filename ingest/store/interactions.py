@@ -105,6 +105,11 @@ class Interactions:
         ).fetchone()
         return int(row[0]), int(row[1]), int(row[2])
 
+    def per_video(self) -> dict[str, tuple[int, int]]:
+        """{video_id: (impressions, clicks)} of every video in the log: what exploration's posteriors count."""
+        rows = self.db.execute("SELECT video_id, COUNT(*), COALESCE(SUM(clicked), 0) FROM interactions GROUP BY 1")
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
     def marker(self) -> int:
         """Grows when rows are added (the catalog revision does not follow the log): for caches of counts. One
         index lookup, cheap enough for every request."""

@@ -50,6 +50,11 @@ class ModelFiles:
         return self.folder / "weights.safetensors"
 
     @property
+    def graph(self) -> Path:
+        """The click graph's embeddings (ingest/learning/graph.py), where the model has them."""
+        return self.folder / "graph.safetensors"
+
+    @property
     def config(self) -> Path:
         return self.folder / "config.json"
 

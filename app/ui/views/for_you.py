@@ -156,9 +156,9 @@ with main:
             marked=lambda i: "Liked: more like it will follow" if i["video_id"] in pinned else "",
         )
         st.caption(
-            "The order: by the model's value of a view (the score), spread for variety: a video much like one "
-            f"above it, or of a category that already fills {vidrec.recommender.config.category_share:.0%} of the "
-            "list, moves down, so a lower score can come first."
+            "The order: by the model's value of a view (the score), with the list's mix of categories kept close "
+            "to your own (what you watch, as this time and device shift it), so a lower score can come first; "
+            'the last place tries a video few people have seen yet (marked "exploring").'
         )
 with side:
     st.subheader("Popular now")
