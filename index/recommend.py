@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from .diversity import DIVERSITY, calibrated, capped, mix_of, target_mix
 from .exploration import EXPLORATION, exploration_picks, little_seen, rng_for
 from .search import DEFAULT_K, Searcher
 
+LITTLE_SEEN_SECONDS = 60.0  # how long the list of little-seen videos is reused (the whole log is counted for it)
 DEVICE_NAMES = {"tv": "TV", "mobile": "mobile", "desktop": "desktop", "tablet": "tablet"}
 
 
@@ -74,7 +76,7 @@ class Recommender:
         self._catalog: tuple[tuple, list[str], list[str]] | None = None  # ((restore, revision), newest, all ids)
         # (store revision and log marker, (clicks per (video, device, part of day), ranked lists per context))
         self._popularity: tuple[tuple, tuple[Counter, dict]] | None = None
-        self._seen: tuple[tuple, dict[str, tuple[int, int]], list[str]] | None = None  # per video; little-seen ones
+        self._little_seen: tuple[tuple, float, list[str]] | None = None  # (revision, when, little-seen video ids)
 
     # ---- the model and its retrieval index ------------------------------------------------------
     @property
@@ -217,7 +219,7 @@ class Recommender:
         ranked = self._diversify(pool, fused, k, model, [pool_categories[v] for v in pool], target)
         slots = int(len(ranked) * self.config.explore_share)
         explored = self._explore(pool, scores["click"], ranked[: len(ranked) - slots], slots, rng)
-        chosen = ranked[: len(ranked) - len(explored)] + explored
+        chosen = ranked[: len(ranked) - len(explored)] + list(explored)
         interests = self._interests(history, model)
         titles = self.store.videos.titles([pool[i] for i in chosen])
         items = []
@@ -227,9 +229,8 @@ class Recommender:
                 continue  # removed since the candidates were found
             reasons = list(dict.fromkeys(candidates[video_id]))
             if i in explored:
-                seen = self._seen_counts()[0].get(video_id, (0, 0))[0]
                 reasons.insert(
-                    0, "exploring: few people have seen this yet" if seen else "exploring: new in the catalog"
+                    0, "exploring: few people have seen this yet" if explored[i] else "exploring: new in the catalog"
                 )
             elif pool_categories[video_id] in interests:
                 reasons.insert(0, f"matches your interest in {pool_categories[video_id]}")
@@ -329,20 +330,20 @@ class Recommender:
         fresh, _ = self._catalog_lists()
         for video_id in fresh:
             candidates[video_id].append("new in the catalog")
-        rarely = self._seen_counts()[1]
+        rarely = self._little_seen_ids()
         for video_id in rng.sample(rarely, min(self.config.explore, len(rarely))):  # a different handful each day
             candidates[video_id].append("few people have seen this yet")
 
-    def _seen_counts(self) -> tuple[dict[str, tuple[int, int]], list[str]]:
-        """(impressions, clicks) per video, and the catalog's little-seen videos; cached per store revision and
-        log marker, so an impression logged in the UI counts at the next request."""
-        log = self.store.interactions
-        key = (self.store.restore_id, self.store.revision, log.marker())
-        if self._seen is None or self._seen[0] != key:
-            counts = log.per_video()
-            impressions = {v: n for v, (n, _) in counts.items()}
-            self._seen = (key, counts, little_seen(self._catalog_lists()[1], impressions, self.config.little_seen))
-        return self._seen[1], self._seen[2]
+    def _little_seen_ids(self) -> list[str]:
+        """The catalog's videos with fewer than `little_seen` impressions: counted over the whole log at most
+        once a minute (and at each catalog revision), not at every logged impression; `_explore` checks the
+        counts of the few it may pick."""
+        key = (self.store.restore_id, self.store.revision)
+        now = time.monotonic()
+        if self._little_seen is None or self._little_seen[0] != key or now - self._little_seen[1] > LITTLE_SEEN_SECONDS:
+            impressions = {v: n for v, (n, _) in self.store.interactions.per_video().items()}
+            self._little_seen = (key, now, little_seen(self._catalog_lists()[1], impressions, self.config.little_seen))
+        return self._little_seen[2]
 
     # ---- ranking helpers --------------------------------------------------------------------------
     def _diversify(
@@ -393,19 +394,24 @@ class Recommender:
 
     def _explore(
         self, pool: list[str], click: np.ndarray, chosen: list[int], slots: int, rng: random.Random
-    ) -> list[int]:
-        """Pool indices for the exploratory slots: little-seen candidates, by Thompson sampling (or at random)."""
-        counts, rarely = self._seen_counts()
-        rare = set(rarely)
-        taken = set(chosen)
-        options = [i for i, v in enumerate(pool) if v in rare and i not in taken]
-        if not options or slots <= 0:
-            return []
-        seen = np.array([counts.get(pool[i], (0, 0)) for i in options], dtype=np.float64).reshape(-1, 2)
+    ) -> dict[int, int]:
+        """{pool index: impressions so far} of the exploratory places' videos: little-seen candidates (by their
+        counts now), by Thompson sampling (or at random)."""
+        if slots <= 0:
+            return {}
+        rare, taken = set(self._little_seen_ids()), set(chosen)
+        maybe = [i for i, v in enumerate(pool) if v in rare and i not in taken]
+        counts = self.store.interactions.per_video([pool[i] for i in maybe])
+        seen = {i: counts.get(pool[i], (0, 0)) for i in maybe}
+        options = [i for i in maybe if seen[i][0] < self.config.little_seen]
+        if not options:
+            return {}
+        impressions = np.array([seen[i][0] for i in options], np.float64)
+        clicks = np.array([seen[i][1] for i in options], np.float64)
         prior = np.nan_to_num(click[options], nan=0.0)
         c = self.config
-        picks = exploration_picks(rng, c.exploration, prior, seen[:, 0], seen[:, 1], c.prior_impressions, slots)
-        return [options[j] for j in picks]
+        picks = exploration_picks(rng, c.exploration, prior, impressions, clicks, c.prior_impressions, slots)
+        return {options[j]: int(impressions[j]) for j in picks}
 
     def _labels(self, video_ids: list[str]) -> list[str | None]:
         labels = self.store.videos.categories(video_ids)

@@ -105,10 +105,19 @@ class Interactions:
         ).fetchone()
         return int(row[0]), int(row[1]), int(row[2])
 
-    def per_video(self) -> dict[str, tuple[int, int]]:
-        """{video_id: (impressions, clicks)} of every video in the log: what exploration's posteriors count."""
-        rows = self.db.execute("SELECT video_id, COUNT(*), COALESCE(SUM(clicked), 0) FROM interactions GROUP BY 1")
-        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+    def per_video(self, video_ids: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
+        """{video_id: (impressions, clicks)} of these videos (None: every video in the log; one not in it is
+        left out): what exploration's posteriors count."""
+        query = "SELECT video_id, COUNT(*), COALESCE(SUM(clicked), 0) FROM interactions"
+        if video_ids is None:
+            return {r[0]: (int(r[1]), int(r[2])) for r in self.db.execute(f"{query} GROUP BY 1")}
+        out: dict[str, tuple[int, int]] = {}
+        ids = list(dict.fromkeys(video_ids))
+        for start in range(0, len(ids), 500):  # SQLite caps the number of parameters
+            part = ids[start : start + 500]
+            rows = self.db.execute(f"{query} WHERE video_id IN ({','.join('?' * len(part))}) GROUP BY 1", part)
+            out.update({r[0]: (int(r[1]), int(r[2])) for r in rows})
+        return out
 
     def marker(self) -> int:
         """Grows when rows are added (the catalog revision does not follow the log): for caches of counts. One
