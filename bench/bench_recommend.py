@@ -1,8 +1,13 @@
 """The recommender, measured (python bench/bench_recommend.py [--quality-only | --latency-only]).
 
-1. Quality on the default demo world, per context: NDCG@10 of the recommended lists with the world's
-   true click probabilities as gains (the oracle's own top 10 has NDCG 1), against popularity in
-   context and against the model ranking every unwatched video (what candidate generation costs).
+1. Quality on the default demo world, per context and per variant of `RecommendConfig` (the default, then
+   each change of issue 19 undone in turn: the calibrated mix, the context's lift, the graph source, the
+   exploratory place): NDCG@10 of the recommended lists with the world's true click probabilities as gains
+   (the oracle's own top 10 has NDCG 1), distinct categories per list, and the calibration KL between each
+   user's click mix and their list's mix (true categories), for narrow and for broad users (3 or more
+   categories with 15% or more of their clicks each). The default row also gives popularity in context and
+   the model ranking every unwatched video (what candidate generation and the list's shaping cost).
+   `--config NAME=JSON` adds a row of other RecommendConfig fields.
 2. Latency of `recommend` at a 100k-video catalog of synthetic embeddings (clustered, 128-d, with a
    synthetic log and a model trained on it): p50 and p99 over many requests, warm caches.
 """
@@ -50,14 +55,19 @@ def ndcg(gains_of_list: np.ndarray, ideal: np.ndarray) -> float:
     )
 
 
+# every source held to about 30 candidates, so that a source that finds other videos shows in the lists
+SMALL = {"history_seeds": 10, "per_seed": 3, "retrieval": 30, "graph": 30, "popular": 30, "fresh": 5, "explore": 5}
 VARIANTS = {  # RecommendConfig changes, each against the default (the first row)
     "default": {},
     "diversity: one 40% category cap (before)": {"diversity": "cap", "mmr_lambda": 0.8},
     "diversity: none (score order)": {"diversity": "none"},
+    "calibrated, KL weight 0.7": {"calibration": 0.7},
     "calibrated, without the context's lift": {"context_lift": False},
     "without the graph source": {"graph": 0},
     "exploratory slot: random": {"exploration": "random"},
     "no exploratory slot": {"explore_share": 0.0},
+    "small candidate budgets (as at a large catalog)": SMALL,
+    "small candidate budgets, without the graph source": {**SMALL, "graph": 0},
 }
 BROAD_SHARE, BROAD_CATEGORIES = 0.15, 3  # broad users: at least 3 categories with 15% or more of their clicks each
 
