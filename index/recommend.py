@@ -76,7 +76,8 @@ class Recommender:
         self._catalog: tuple[tuple, list[str], list[str]] | None = None  # ((restore, revision), newest, all ids)
         # (store revision and log marker, (clicks per (video, device, part of day), ranked lists per context))
         self._popularity: tuple[tuple, tuple[Counter, dict]] | None = None
-        self._little_seen: tuple[tuple, float, list[str]] | None = None  # (revision, when, little-seen video ids)
+        # (revision, when, the little-seen video ids as a list and as a set)
+        self._little_seen: tuple[tuple, float, list[str], frozenset[str]] | None = None
 
     # ---- the model and its retrieval index ------------------------------------------------------
     @property
@@ -330,11 +331,11 @@ class Recommender:
         fresh, _ = self._catalog_lists()
         for video_id in fresh:
             candidates[video_id].append("new in the catalog")
-        rarely = self._little_seen_ids()
+        rarely, _ = self._little_seen_ids()
         for video_id in rng.sample(rarely, min(self.config.explore, len(rarely))):  # a different handful each day
             candidates[video_id].append("few people have seen this yet")
 
-    def _little_seen_ids(self) -> list[str]:
+    def _little_seen_ids(self) -> tuple[list[str], frozenset[str]]:
         """The catalog's videos with fewer than `little_seen` impressions: counted over the whole log at most
         once a minute (and at each catalog revision), not at every logged impression; `_explore` checks the
         counts of the few it may pick."""
@@ -342,8 +343,9 @@ class Recommender:
         now = time.monotonic()
         if self._little_seen is None or self._little_seen[0] != key or now - self._little_seen[1] > LITTLE_SEEN_SECONDS:
             impressions = {v: n for v, (n, _) in self.store.interactions.per_video().items()}
-            self._little_seen = (key, now, little_seen(self._catalog_lists()[1], impressions, self.config.little_seen))
-        return self._little_seen[2]
+            rarely = little_seen(self._catalog_lists()[1], impressions, self.config.little_seen)
+            self._little_seen = (key, now, rarely, frozenset(rarely))
+        return self._little_seen[2], self._little_seen[3]
 
     # ---- ranking helpers --------------------------------------------------------------------------
     def _diversify(
@@ -399,7 +401,7 @@ class Recommender:
         counts now), by Thompson sampling (or at random)."""
         if slots <= 0:
             return {}
-        rare, taken = set(self._little_seen_ids()), set(chosen)
+        (_, rare), taken = self._little_seen_ids(), set(chosen)
         maybe = [i for i, v in enumerate(pool) if v in rare and i not in taken]
         counts = self.store.interactions.per_video([pool[i] for i in maybe])
         seen = {i: counts.get(pool[i], (0, 0)) for i in maybe}
