@@ -64,6 +64,12 @@ class RecommendConfig:
             raise ValueError(f"exploration must be one of {', '.join(EXPLORATION)}, not {self.exploration!r}")
 
 
+def context_weight(device: str | None, part: str, device_now: str | None, part_now: str) -> float:
+    """How much a click counts toward this context: on this device at this part of the day 1, at this part of
+    the day on another device 0.3, else 0.1 (popularity and the category lift alike)."""
+    return 1.0 if (device, part) == (device_now, part_now) else 0.3 if part == part_now else 0.1
+
+
 class Recommender:
     def __init__(self, store: Store, searcher: Searcher, config: RecommendConfig = RecommendConfig()):
         self.store = store
@@ -294,7 +300,7 @@ class Recommender:
         if key not in ranked:  # computed once per context and store revision
             score: dict[str, float] = defaultdict(float)
             for (video_id, device, part), clicks in counts.items():
-                score[video_id] += clicks * (1.0 if (device, part) == key else 0.3 if part == slot else 0.1)
+                score[video_id] += clicks * context_weight(device, part, context.device, slot)
             ranked[key] = sorted(score.items(), key=lambda item: -item[1])
         return ranked[key][:k]
 
@@ -379,18 +385,23 @@ class Recommender:
 
     def _context_mix(self, context: Context, model: LoadedModel) -> tuple[dict[str, float], dict[str, float]]:
         """Everyone's click mix over the popularity window, and how this context (device, part of day) lifts
-        each category against it; cached with the popularity lists."""
+        each category against it; cached with the popularity lists (the clicks by category once, each
+        context's mix from those)."""
         counts, ranked = self.popularity()
         slot = daypart(context.hour)
         key = ("mix", context.device, slot)
         if key not in ranked:
-            videos = list({v for v, _, _ in counts})
-            category = self._categories(model, videos)
-            keys = list(counts)
-            labels = [category.get(v) for v, _, _ in keys]
-            weights = [(1.0 if (d, p) == (context.device, slot) else 0.3 if p == slot else 0.1) for _, d, p in keys]
-            everyone = mix_of(labels, [counts[x] for x in keys])
-            here = mix_of(labels, [counts[x] * w for x, w in zip(keys, weights)])
+            if "clicks by category" not in ranked:
+                category = self._categories(model, list({v for v, _, _ in counts}))
+                by_category: Counter = Counter()
+                for (video_id, device, part), clicks in counts.items():
+                    by_category[(category.get(video_id), device, part)] += clicks
+                ranked["clicks by category"] = by_category
+            keys = list(ranked["clicks by category"].items())
+            labels = [c for (c, _, _), _ in keys]
+            everyone = mix_of(labels, [n for _, n in keys])
+            weights = [context_weight(d, p, context.device, slot) for (_, d, p), _ in keys]
+            here = mix_of(labels, [n * w for (_, n), w in zip(keys, weights)])
             ranked[key] = (everyone, {c: min(4.0, max(0.25, here.get(c, 0.0) / everyone[c])) for c in everyone})
         return ranked[key]
 
