@@ -1,10 +1,12 @@
 """The recommender: candidates from several sources, ranked in context by the multi-task model, fused into
-one score, diversified, and explained.
+one score, made into a list whose category mix follows the user's own (diversity.py) with an exploratory
+place at the end (exploration.py), and explained.
 
 Sources: neighbours of the user's recent history (the fused CLIP index), the model's retrieval
-vectors (a FAISS index of the model's video vectors), what is popular in this context (device and
-time of day), and fresh or exploratory videos. Already-watched videos are left out. A new video with
-no interactions reaches lists through its content (retrieval vectors and neighbours come from CLIP).
+vectors (a FAISS index of the model's video vectors), the click graph's embeddings (who watched what),
+what is popular in this context (device and time of day), and fresh or little-seen videos.
+Already-watched videos are left out. A new video with no interactions reaches lists through its content
+(retrieval vectors and neighbours come from CLIP) and the exploratory place.
 """
 
 from __future__ import annotations
@@ -222,12 +224,13 @@ class Recommender:
         scores = model.score(user_id, pool, context, history=history)
         fused = self.fuse(scores)
         pool_categories = self._categories(model, pool)
-        target = self._target(history, context, model)
+        seen_categories = self._categories(model, history[-100:])  # the user's recent videos, once each
+        target = self._target(list(seen_categories.values()), context, model)
         ranked = self._diversify(pool, fused, k, model, [pool_categories[v] for v in pool], target)
         slots = int(len(ranked) * self.config.explore_share)
         explored = self._explore(pool, scores["click"], ranked[: len(ranked) - slots], slots, rng)
         chosen = ranked[: len(ranked) - len(explored)] + list(explored)
-        interests = self._interests(history, model)
+        interests = self._interests([seen_categories[v] for v in dict.fromkeys(history[-50:])])
         titles = self.store.videos.titles([pool[i] for i in chosen])
         items = []
         for i in chosen:
@@ -376,10 +379,10 @@ class Recommender:
             return capped(relevance, labels, vectors, k, c.category_share, c.mmr_lambda)
         return calibrated(relevance, labels, vectors, target, k, c.calibration, c.mmr_lambda)
 
-    def _target(self, history: list[str], context: Context, model: LoadedModel) -> dict[str, float]:
-        """The category mix this user's list should follow in this context (diversity.target_mix)."""
+    def _target(self, mine: list[str | None], context: Context, model: LoadedModel) -> dict[str, float]:
+        """The category mix this user's list should follow in this context (diversity.target_mix), from the
+        categories of their recent videos."""
         everyone, lift = self._context_mix(context, model)
-        mine = list(self._categories(model, history[-100:]).values()) if history else []
         c = self.config
         return target_mix(mine, everyone, lift if c.context_lift else {}, c.prior_clicks, c.mix_floor, list(everyone))
 
@@ -449,10 +452,11 @@ class Recommender:
                 out[v] = {"category": names[best], "predicted": True, "confidence": round(float(p[best]), 4)}
         return out
 
-    def _interests(self, history: list[str], model: LoadedModel) -> set[str]:
-        """The categories that make up most of the user's history."""
-        if not history:
+    @staticmethod
+    def _interests(recent: list[str | None]) -> set[str]:
+        """The categories that make up most of the user's recent videos (their categories, one per video)."""
+        if not recent:
             return set()
-        counts = Counter(self._categories(model, list(dict.fromkeys(history[-50:]))).values())
+        counts = Counter(recent)
         total = sum(counts.values())
         return {c for c, n in counts.most_common(3) if c and n / total >= 0.2}

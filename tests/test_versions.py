@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from model_copies import add_model_copy, flip
 
 from index.api import Vidrec
 from ingest.learning.checkpoint import pin_model, serving_model_id
@@ -28,25 +29,6 @@ def tuned_copy(tuned_catalog, tmp_path) -> Path:
     target = tmp_path / "data"
     shutil.copytree(tuned_catalog[0], target)
     return target
-
-
-def add_model_copy(data_dir: Path, model_id: str, clip_version: int | None = None) -> str:
-    """A second model without training: the first one's files under another id, saved later (on another CLIP
-    version when asked: the tiny CLIP's versions have the same dimensions)."""
-    store = Store(data_dir)
-    good = store.models.all()[-1]
-    shutil.copytree(data_dir / good.path, data_dir / "models" / model_id)
-    version = good.clip_version if clip_version is None else clip_version
-    config = {**good.config, "model_id": model_id, "clip_version": version}
-    store.models.add(model_id, version, good.arch, f"models/{model_id}", config, good.metrics)
-    store.close()
-    return good.model_id
-
-
-def flip(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
-    path.write_bytes(bytes(data))
 
 
 def items(out: dict) -> list[tuple[str, float]]:
