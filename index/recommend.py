@@ -117,12 +117,20 @@ class Recommender:
             self._model_lock.release()
 
     def _model_key_now(self) -> tuple:
-        """(newest model id, CLIP version, pinned model id, restore): what decides which model serves and over
-        which catalog, cheap to read."""
+        """(newest model id, CLIP version, pinned model id, restore, users forgotten): what decides which model
+        serves and over which catalog, cheap to read. A `forget-user` reloads the model, which leaves the user's
+        row out of its click graph (load_model)."""
         newest = self.store.models.newest_id()
         if newest is None:
             raise ModelError("no trained model: run `vidrec train`")
-        return newest, self.store.clip_version, self.store.models.pinned(), self.store.restore_id
+        store = self.store
+        return (
+            newest,
+            store.clip_version,
+            store.models.pinned(),
+            store.restore_id,
+            store.interactions.forgotten_marker(),
+        )
 
     def model_index(self, rebuild: bool = False) -> CatalogIndex:
         model = self.model

@@ -5,7 +5,8 @@ checkpointed and emptied, so no file of the catalog keeps their id. The catalog 
 forgotten: an import of an old log refuses their rows, and a restored older backup forgets them again. A
 model trained since their first impression has learnt from them (a hashed embedding row, a "seen" flag): it
 is affected. The model that serves keeps serving (nobody else's lists break) until it is retrained
-(`--retrain` does it now, with the options it was trained with); affected models that do not serve are
+(`--retrain` does it now, with the options it was trained with), less the user's click-graph row (a running
+server drops it at its next request); affected models that do not serve are
 deleted, files, index and row.
 """
 

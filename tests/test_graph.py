@@ -18,6 +18,7 @@ from index.api import Vidrec
 from ingest.forget import forget_user
 from ingest.learning import GraphEmbeddings, ModelError, load_model, train_and_save
 from ingest.store import Store
+from models.context import Context
 from models.graph import GraphConfig, train_graph
 
 A, B = 0, 1  # co-clicked by the same users, and by nobody else
@@ -166,6 +167,21 @@ def test_a_forgotten_user_leaves_the_graph(trained_copy):
     assert graph is not None and not graph.knows_user(user) and graph.knows_user("u0001")
     assert graph.candidates(user, [], k=5) == []  # a cold start, as far as the graph goes
     assert not any(user.encode() in path.read_bytes() for path in (trained_copy / "models").rglob("*.safetensors"))
+
+
+def test_a_running_server_drops_a_forgotten_users_graph_row(trained_copy):
+    """The UI's process keeps its model loaded; a `forget-user` in another process reaches it at the next request."""
+    user = "u0003"
+    api = Vidrec(trained_copy)
+    context = Context(hour=20, weekday=5, device="tv", region="eu")
+    assert api.recommend(user, context, k=5)["items"]
+    served = api.recommender.model
+    assert served.graph is not None and served.graph.knows_user(user)
+    forget_user(Store(trained_copy), user)  # another process: the command line
+    now = api.recommender.model
+    assert now.model_id == served.model_id  # the same model serves (no retraining asked)
+    assert now.graph is not None and not now.graph.knows_user(user) and now.graph.knows_user("u0001")
+    assert api.recommend(user, context, k=5)["items"]  # a cold start now
 
 
 def test_train_without_the_graph(trained_copy, cli, monkeypatch):

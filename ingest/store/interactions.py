@@ -237,6 +237,11 @@ class Interactions:
     def forgotten_hashes(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT user_hash FROM forgotten")}
 
+    def forgotten_marker(self) -> int:
+        """Grows with each user forgotten (rows are never taken out but by a restore): for a serving model to
+        notice a `forget-user`. One index lookup, cheap enough for every request."""
+        return int(self.db.execute("SELECT COALESCE(MAX(rowid), 0) FROM forgotten").fetchone()[0])
+
     def users_forgotten(self) -> list[str]:
         """Users the log holds although they were forgotten (a restored older backup brought them back)."""
         hashes = self.forgotten_hashes()
