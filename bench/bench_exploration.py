@@ -61,6 +61,7 @@ def world_with_new_videos(source: Path, new: int) -> tuple[Path, list[str]]:
     with store.transaction():  # a benchmark's setup: their impressions never happened
         store.db.execute("DELETE FROM models")
         store.db.executemany("DELETE FROM interactions WHERE video_id = ?", [(v,) for v in chosen])
+        store.db.executemany("DELETE FROM video_counts WHERE video_id = ?", [(v,) for v in chosen])
     train_and_save(store, TrainOptions(progress=False))
     store.close()
     marker.write_text(json.dumps(chosen))

@@ -6,7 +6,8 @@ videos, ingested with the tiny CLIP, built once under bench/.cache/), in a fresh
 RSS. The import is then run again on the same catalog (every row a duplicate), and once more into a fresh copy
 by a process that imports only the store (without the command line's ~1 GB of torch, open_clip and faiss, so
 what the import itself holds shows). Last, `vidrec status` (and `Store.status()` alone) on the empty catalog
-and on the largest one. Peak RSS is each process's own ru_maxrss, as /usr/bin/time -v reports it."""
+and on the largest one, and the impressions and clicks per video that exploration reads (median of five). Peak
+RSS is each process's own ru_maxrss, as /usr/bin/time -v reports it."""
 
 from __future__ import annotations
 
@@ -132,6 +133,12 @@ def main() -> None:
                 f"peak RSS {big:,} rows - {small:,} rows: {peaks[big] - peaks[small]:+.0f} MB "
                 f"(without the CLI's imports {bare_peaks[big] - bare_peaks[small]:+.0f} MB)"
             )
+        per_video = []
+        for _ in range(5):  # what exploration reads for its little-seen list (the store's counts per video)
+            started = time.perf_counter()
+            Store(largest, read_only=True).interactions.per_video()
+            per_video.append(time.perf_counter() - started)
+        print(f"impressions and clicks per video, {max(peaks):,} rows: median {sorted(per_video)[2] * 1000:.1f} ms")
         for name, data_dir in (("empty catalog", base), (f"{max(peaks):,} rows", largest)):
             seconds, peak, _ = measured(["--data-dir", str(data_dir), "status", "--json"])
             _, bare, _ = measured([str(data_dir)], STATUS_ONLY)

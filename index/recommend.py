@@ -30,7 +30,7 @@ from .diversity import DIVERSITY, calibrated, capped, mix_of, target_mix
 from .exploration import EXPLORATION, exploration_picks, little_seen, rng_for
 from .search import DEFAULT_K, Searcher
 
-LITTLE_SEEN_SECONDS = 60.0  # how long the list of little-seen videos is reused (the whole log is counted for it)
+LITTLE_SEEN_SECONDS = 60.0  # how long the list of little-seen videos is reused (every video's count is read for it)
 DEVICE_NAMES = {"tv": "TV", "mobile": "mobile", "desktop": "desktop", "tablet": "tablet"}
 
 
@@ -353,9 +353,9 @@ class Recommender:
             candidates[video_id].append("few people have seen this yet")
 
     def _little_seen_ids(self) -> tuple[list[str], frozenset[str]]:
-        """The catalog's videos with fewer than `little_seen` impressions: counted over the whole log at most
-        once a minute (and at each catalog revision), not at every logged impression; `_explore` checks the
-        counts of the few it may pick."""
+        """The catalog's videos with fewer than `little_seen` impressions: every video's count (kept by the store)
+        is read at most once a minute (and at each catalog revision), not at every logged impression;
+        `_explore` reads the counts of the few it may pick."""
         key = (self.store.restore_id, self.store.revision)
         now = time.monotonic()
         if self._little_seen is None or self._little_seen[0] != key or now - self._little_seen[1] > LITTLE_SEEN_SECONDS:

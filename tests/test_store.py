@@ -176,6 +176,32 @@ def test_a_row_is_kept_once_and_an_outcome_changes_in_place(store):
     assert [(r.clicked, r.liked) for r in store.interactions.of_user("u3")] == [(1, 1)]  # one impression, updated
 
 
+def test_the_counts_per_video_follow_every_change_of_the_log(store):
+    """Exploration reads impressions and clicks per video at every request; they are kept on write, never
+    recounted, so they must follow imports, duplicates, a changed outcome, a forgotten user and a removed video."""
+
+    def counted() -> dict[str, tuple[int, int]]:
+        rows = store.db.execute("SELECT video_id, COUNT(*), SUM(clicked) FROM interactions GROUP BY 1")
+        return {v: (n, c) for v, n, c in rows}
+
+    log = store.interactions
+    assert log.per_video() == counted() == {"v1": (2, 2), "v2": (1, 0), "v3": (1, 1)}
+    assert log.add([Interaction("u1", "v1", 100, 0, 8, 0, "tv", "eu", 1, 1, 30.0)]) == 0  # already logged
+    assert log.add([Interaction("u4", "v1", 110, 0, 8, 0, "tv", "eu", 0, None, None)]) == 1
+    imported = [Interaction("u2", "v3", 160, 0, 8, 0, "tv", "eu", 0, None, None)] * 2  # an import: one new row, twice
+    assert log.add_each(imported + [Interaction("u1", "v1", 100, 0, 8, 0, "tv", "eu", 0, 1, 30.0)])[0] is None
+    assert log.per_video() == counted() == {"v1": (3, 2), "v2": (1, 0), "v3": (2, 1)}
+    shown = Interaction("u3", "v2", 500, 0, 12, 2, "desktop", "br", 0, None, None)
+    log.update_latest(shown, "ui", lambda o: o)  # a new impression, not clicked
+    assert log.per_video(["v2", "v4", "nope"]) == {"v2": (2, 0)}  # nobody has seen v4 yet
+    log.update_latest(shown, "ui", lambda o: o._replace(clicked=1))  # then clicked
+    assert log.per_video()["v2"] == (2, 1)
+    log.forget("u1")
+    assert log.per_video() == counted() == {"v1": (2, 1), "v2": (1, 1), "v3": (1, 0)}
+    store.videos.remove(["v1"])
+    assert log.per_video() == counted() == {"v2": (1, 1), "v3": (1, 0)}
+
+
 def test_models_are_listed_newest_first_even_within_one_second(store):
     assert store.models.newest_id() is None and store.models.count() == 0
     for name in ("first", "second"):  # saved in the same second: the later one is the newest
@@ -283,6 +309,7 @@ def test_a_data_dir_of_the_first_release_opens_and_is_migrated_in_place(tmp_path
     assert store.models.newest_id() == "m" and store.embeddings.matrix("video_emb")[1] == ["old1"]
     index_names = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "interactions_by_video" in index_names  # migration 2
+    assert store.interactions.per_video() == {"old1": (1, 1)}  # migration 4 counted the log it found
     assert Store(folder, create=False).get_meta("schema_version") == str(schema.LATEST)  # once only
 
 

@@ -47,6 +47,12 @@ _ADD_NEW = (
     "INSERT INTO interactions(user_id, video_id, ts, utc_offset, hour, weekday, device, region, clicked, liked, "
     "watch_seconds, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(user_id, video_id, ts) DO NOTHING"
 )
+_COUNT = (  # impressions and clicks of the log's {rows}, added to their videos' counts ({sign} "-": taken away)
+    "INSERT INTO video_counts(video_id, impressions, clicks) "
+    "SELECT video_id, {sign}COUNT(*), {sign}COALESCE(SUM(clicked), 0) FROM interactions {rows} GROUP BY 1 "
+    "ON CONFLICT(video_id) DO UPDATE SET impressions = impressions + excluded.impressions, "
+    "clicks = clicks + excluded.clicks"
+)
 _LOGGED = (  # keys CROSS JOIN the log: a lookup by primary key per key (`(...) IN (VALUES ...)` would scan)
     "SELECT i.rowid, i.user_id, i.video_id, i.ts, i.utc_offset, i.hour, i.weekday, i.device, i.region, i.clicked, "
     "i.liked, i.watch_seconds FROM (VALUES {keys}) AS k CROSS JOIN interactions AS i "
@@ -107,15 +113,16 @@ class Interactions:
 
     def per_video(self, video_ids: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
         """{video_id: (impressions, clicks)} of these videos (None: every video in the log; one not in it is
-        left out): what exploration's posteriors count."""
-        query = "SELECT video_id, COUNT(*), COALESCE(SUM(clicked), 0) FROM interactions"
+        left out): what exploration's posteriors count. Read from the counts kept with every change of the log
+        (schema migration 4), so the cost follows the videos asked for, not the length of the log."""
+        query = "SELECT video_id, impressions, clicks FROM video_counts WHERE impressions > 0"
         if video_ids is None:
-            return {r[0]: (int(r[1]), int(r[2])) for r in self.db.execute(f"{query} GROUP BY 1")}
+            return {r[0]: (int(r[1]), int(r[2])) for r in self.db.execute(query)}
         out: dict[str, tuple[int, int]] = {}
         ids = list(dict.fromkeys(video_ids))
         for start in range(0, len(ids), 500):  # SQLite caps the number of parameters
             part = ids[start : start + 500]
-            rows = self.db.execute(f"{query} WHERE video_id IN ({','.join('?' * len(part))}) GROUP BY 1", part)
+            rows = self.db.execute(f"{query} AND video_id IN ({','.join('?' * len(part))})", part)
             out.update({r[0]: (int(r[1]), int(r[2])) for r in rows})
         return out
 
@@ -223,6 +230,7 @@ class Interactions:
                     "SELECT source, COUNT(*) FROM interactions WHERE user_id = ? GROUP BY source", (user_id,)
                 )
             }
+            self._count("WHERE user_id = ?", (user_id,), take_away=True)
             self.db.execute("DELETE FROM interactions WHERE user_id = ?", (user_id,))
             self.remember_forgotten({forgotten_hash(user_id)})
         return counts
@@ -254,7 +262,7 @@ class Interactions:
     def add(self, rows: Sequence[Interaction], source: str = "import") -> int:
         """Insert rows, skipping those already logged; returns how many were new."""
         with self.store.transaction():
-            before = self.db.total_changes
+            before, marker = self.db.total_changes, self.marker()
             self.db.executemany(
                 "INSERT OR IGNORE INTO interactions(user_id, video_id, ts, utc_offset, hour, weekday, device, region, "
                 "clicked, liked, watch_seconds, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -276,7 +284,19 @@ class Interactions:
                     for r in rows
                 ],
             )
-            return self.db.total_changes - before
+            added = self.db.total_changes - before
+            self._count_added(since=marker)
+            return added
+
+    def _count(self, rows: str, params: tuple, take_away: bool = False) -> None:
+        """Add the impressions and clicks of the log's `rows` (what follows FROM interactions: a WHERE clause) to
+        their videos' counts (or take them away), in the caller's transaction."""
+        self.db.execute(_COUNT.format(rows=rows, sign="-" if take_away else ""), params)
+
+    def _count_added(self, since: int) -> None:
+        """Count the rows added after the log's `marker()` was `since`: rowids grow, and a transaction writes
+        alone. By rowid, not by the video index (which would read the whole log at every batch)."""
+        self._count("NOT INDEXED WHERE rowid > ?", (since,))
 
     def add_each(self, rows: Sequence[Interaction], source: str = "import") -> list[Interaction | None]:
         """Insert rows in one transaction, the first row logged under a key winning (a re-import changes nothing).
@@ -290,7 +310,9 @@ class Interactions:
         with self.store.transaction():
             before, changes = self.marker(), self.db.total_changes
             self.db.executemany(_ADD_NEW, [(*v, source) for v in values])
-            if self.db.total_changes - changes == len(rows):
+            added = self.db.total_changes - changes
+            self._count_added(since=before)
+            if added == len(rows):
                 return [None] * len(rows)  # all new: a first import
             logged = self._logged([v[:3] for v in values])
         # A row was added here if the row under its key is newer than the batch (rowids grow; the writer lock keeps
@@ -336,9 +358,11 @@ class Interactions:
             else:
                 ts, previous = row[0], Outcome(row[1], row[2], row[3])
             outcome = change(previous)
+            key = (impression.user_id, impression.video_id, ts)
+            where = "WHERE user_id = ? AND video_id = ? AND ts = ?"
+            self._count(where, key, take_away=True)  # the impression's click as it was, then as it is
             self.db.execute(
-                "UPDATE interactions SET clicked = ?, liked = ?, watch_seconds = ? "
-                "WHERE user_id = ? AND video_id = ? AND ts = ?",
-                (*outcome, impression.user_id, impression.video_id, ts),
+                f"UPDATE interactions SET clicked = ?, liked = ?, watch_seconds = ? {where}", (*outcome, *key)
             )
+            self._count(where, key)
         return outcome
