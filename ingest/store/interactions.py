@@ -310,9 +310,9 @@ class Interactions:
         with self.store.transaction():
             before, changes = self.marker(), self.db.total_changes
             self.db.executemany(_ADD_NEW, [(*v, source) for v in values])
-            added = self.db.total_changes - changes
+            new = self.db.total_changes - changes
             self._count_added(since=before)
-            if added == len(rows):
+            if new == len(rows):
                 return [None] * len(rows)  # all new: a first import
             logged = self._logged([v[:3] for v in values])
         # A row was added here if the row under its key is newer than the batch (rowids grow; the writer lock keeps
