@@ -437,10 +437,6 @@ class Recommender:
         picks = exploration_picks(rng, c.exploration, prior, impressions, clicks, c.prior_impressions, slots)
         return {options[j]: int(impressions[j]) for j in picks}
 
-    def _labels(self, video_ids: list[str]) -> list[str | None]:
-        labels = self.store.videos.categories(video_ids)
-        return [labels.get(v) for v in video_ids]
-
     def _categories(self, model: LoadedModel, video_ids: list[str]) -> dict[str, str | None]:
         """The label, or the model's prediction for an unlabelled video."""
         return {v: c["category"] for v, c in self.categories(video_ids, model).items()}
@@ -449,7 +445,8 @@ class Recommender:
         """{video_id: {category, predicted, confidence}}: the label when there is one (predicted False,
         confidence None), else the model's most likely category and its probability; category None where
         there is neither (no label, and no model that knows the video). One answer for every page."""
-        labels = dict(zip(video_ids, self._labels(video_ids)))
+        known = self.store.videos.categories(video_ids)
+        labels = {v: known.get(v) for v in video_ids}
         out: dict[str, dict] = {v: {"category": c, "predicted": False, "confidence": None} for v, c in labels.items()}
         missing = [v for v, c in labels.items() if not c and model is not None and model.knows(v)]
         if missing:
